@@ -1,0 +1,62 @@
+"""Channel strip: gain -> 6-band EQ -> compressor -> pan (mono in, stereo out)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import dynamics, eq
+from .params import TRACK_INDEX
+
+GAIN = TRACK_INDEX["gain_db"]
+EQ = slice(TRACK_INDEX["eq.low_shelf.gain_db"], TRACK_INDEX["eq.low_shelf.gain_db"] + eq.N_EQ_PARAMS)
+COMP = slice(TRACK_INDEX["compressor.threshold_db"], TRACK_INDEX["compressor.threshold_db"] + 6)
+PAN = TRACK_INDEX["pan"]
+
+
+def db_to_gain(db: torch.Tensor) -> torch.Tensor:
+    return torch.pow(10.0, db / 20.0)
+
+
+def pan_gains(pan: torch.Tensor) -> torch.Tensor:
+    """-4.5 dB pan law: the geometric mean of the constant-power (-3 dB) and linear
+    (-6 dB) laws. ``pan (...)`` in [0, 1] -> ``(..., 2)`` left/right gains;
+    centre gives 10^(-4.5/20) on each side, 0 is hard left, 1 hard right."""
+    theta = pan * (math.pi / 2)
+    # clamp inside the sqrt: at the hard ends the product is 0 and sqrt' would be inf
+    left = torch.sqrt(((1 - pan) * torch.cos(theta)).clamp_min(1e-12))
+    right = torch.sqrt((pan * torch.sin(theta)).clamp_min(1e-12))
+    return torch.stack([left, right], -1)
+
+
+def channel_strip(
+    x: torch.Tensor,
+    params: torch.Tensor,
+    sample_rate: float,
+    eq_method: str = "fft",
+    state: dict | None = None,
+) -> tuple[torch.Tensor, dict]:
+    """Process mono tracks through their strips.
+
+    Args:
+        x: ``(batch, tracks, samples)`` mono tracks.
+        params: ``(batch, tracks, len(TRACK_PARAMS))`` real units.
+        eq_method: ``"fft"`` (differentiable) or ``"iir"`` (exact, stateful, no grad).
+        state: carried from the previous block (``iir`` only), or None.
+    Returns:
+        ``(wet, state)``: wet ``(batch, tracks, 2, samples)`` and the state for the next block.
+    """
+    b, t, n = x.shape
+    state = state or {}
+    y = x * db_to_gain(params[..., GAIN]).unsqueeze(-1)
+    if eq_method == "fft":
+        y = eq.eq_fft(y, params[..., EQ], sample_rate)
+        eq_state = None
+    else:
+        y, eq_state = eq.eq_iir(y, params[..., EQ], sample_rate, state.get("eq"))
+    y, comp_state = dynamics.compressor(
+        y.reshape(b * t, 1, n), params[..., COMP].reshape(b * t, 6), sample_rate, state=state.get("comp")
+    )
+    wet = y.view(b, t, 1, n) * pan_gains(params[..., PAN]).unsqueeze(-1)
+    return wet, {"eq": eq_state, "comp": comp_state}
