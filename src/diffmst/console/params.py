@@ -122,12 +122,20 @@ def _log_mask(specs: Sequence[ParamSpec]) -> torch.Tensor:
     return torch.tensor([p.scale == "log" for p in specs])
 
 
+def _log_bounds(lo: torch.Tensor, hi: torch.Tensor, log: torch.Tensor):
+    """log(min), log(max) for log-scale parameters; 0, 1 elsewhere. Linear parameters may
+    have min <= 0: their log would be nan/-inf, and although ``torch.where`` discards that
+    branch's value, its gradient (0 * nan) would still poison the backward pass."""
+    return torch.log(torch.where(log, lo, torch.ones_like(lo))), torch.log(torch.where(log, hi, torch.full_like(hi, math.e)))
+
+
 def normalize(values: torch.Tensor, specs: Sequence[ParamSpec]) -> torch.Tensor:
     """Real units -> [0, 1], parameters on the last axis (any leading shape)."""
     lo, hi = table(specs, "min").to(values), table(specs, "max").to(values)
     log = _log_mask(specs).to(values.device)
     lin_u = (values - lo) / (hi - lo)
-    log_u = (torch.log(values.clamp_min(1e-12)) - torch.log(lo)) / (torch.log(hi) - torch.log(lo))
+    log_lo, log_hi = _log_bounds(lo, hi, log)
+    log_u = (torch.log(values.clamp_min(1e-12)) - log_lo) / (log_hi - log_lo)
     return torch.where(log, log_u, lin_u)
 
 
@@ -136,7 +144,8 @@ def denormalize(u: torch.Tensor, specs: Sequence[ParamSpec]) -> torch.Tensor:
     lo, hi = table(specs, "min").to(u), table(specs, "max").to(u)
     log = _log_mask(specs).to(u.device)
     lin = lo + u * (hi - lo)
-    logv = torch.exp(torch.log(lo) + u * (torch.log(hi) - torch.log(lo)))
+    log_lo, log_hi = _log_bounds(lo, hi, log)
+    logv = torch.exp(log_lo + u * (log_hi - log_lo))
     return torch.where(log, logv, lin)
 
 
