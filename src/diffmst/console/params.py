@@ -126,7 +126,9 @@ def _log_bounds(lo: torch.Tensor, hi: torch.Tensor, log: torch.Tensor):
     """log(min), log(max) for log-scale parameters; 0, 1 elsewhere. Linear parameters may
     have min <= 0: their log would be nan/-inf, and although ``torch.where`` discards that
     branch's value, its gradient (0 * nan) would still poison the backward pass."""
-    return torch.log(torch.where(log, lo, torch.ones_like(lo))), torch.log(torch.where(log, hi, torch.full_like(hi, math.e)))
+    log_lo = torch.log(torch.where(log, lo, torch.ones_like(lo)))
+    log_hi = torch.log(torch.where(log, hi, torch.full_like(hi, math.e)))
+    return log_lo, log_hi
 
 
 def normalize(values: torch.Tensor, specs: Sequence[ParamSpec]) -> torch.Tensor:
