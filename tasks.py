@@ -4,7 +4,9 @@
     python3 tasks.py demo    # make .venv, install diffmst, run the demo
     python3 tasks.py test    # make .venv, install diffmst + test deps, run the tests
 
-Other tasks: ``bench`` (benchmarks, installs the benchmark extra), ``slow`` (slow tests).
+Other tasks: ``bench`` (benchmarks, installs the benchmark extra), ``slow`` (slow tests),
+``data`` (generate the default training corpus into ``data/corpus``; extra arguments go to
+``diffmst data generate``).
 The virtual environment is ``.venv`` here (``DIFFMST_VENV`` to change it). torch is
 installed first as ``torch==2.13.0`` (``DIFFMST_TORCH`` to change the requirement), the
 CPU build this project's machines keep on disk; a plain ``pip install torch`` elsewhere
@@ -53,6 +55,9 @@ def main(argv: list[str]) -> int:
         elif task == "slow":
             setup("[test,bench]")
             run(PY, "-m", "pytest", "-q", "-m", "slow", *rest)
+        elif task == "data":  # the default training corpus: 200 songs in data/corpus (resumable)
+            setup("[data]")
+            run(BIN / "diffmst", "data", "generate", *rest)
         elif task == "bench":
             setup("[bench]")
             for script in sorted((ROOT / "benchmarks").glob("*.py")):
