@@ -15,12 +15,21 @@ Part 1 (differentiable consoles, same input, same settings, same thread count):
 
 "forward" is the forward pass with parameters that require grad (graph built, as in
 training); "fwd+bwd" adds ``loss.backward()`` for ``loss = mean(mix ** 2)``. Each number
-is the median of ``--repeats`` runs after ``--warmup`` runs.
+is the median (and min) wall time of ``--repeats`` runs after ``--warmup`` runs; the runs
+of the four measurements are interleaved round robin, so a change in machine load during
+the benchmark hits ours and dasp's alike. Both run in this process with
+``torch.set_num_threads(--threads)`` (numba uses the same count).
 
-Part 2: ``diffmst.console.render`` on a whole song (default 16 tracks x 4 min at 48 kHz),
-in a child process so its peak RSS can be read with ``getrusage(RUSAGE_CHILDREN)``; the
-child also reports its peak RSS just before rendering (interpreter + torch + the input
-tracks), so the render's own share is shown separately.
+Part 2 (run first): ``diffmst.console.render`` on a whole song (default 16 tracks x 4 min
+at 48 kHz) in a child process. Its peak resident set is read two ways: the child's own
+``VmHWM`` (``/proc/self/status``), and the kernel's rusage of exactly that child
+(``os.wait4``: ``ru_maxrss``, what ``getrusage(RUSAGE_CHILDREN)`` gives for one child).
+The second is only an upper bound: Linux carries the parent's high-water mark across
+fork/exec into the child's ``ru_maxrss``, which is why this part runs before the dasp
+timings grow the parent. The child also reports its resident set just before rendering
+(interpreter + torch + kernels, then + the input tracks), so the render's own share is
+shown separately. A short child runs first to fill numba's cache, so the measured one
+loads compiled kernels instead of compiling them.
 
 Part 3: numba compile time of the console's kernels on first use, measured in child
 processes with an empty ``NUMBA_CACHE_DIR`` (cold compile) and then again with that
@@ -33,7 +42,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
 import statistics
 import subprocess
@@ -122,18 +130,7 @@ def ours_console(tracks, tp, mp, sample_rate):
 # ----------------------------------------------------------------------------- timing
 
 
-def _time(fn, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
-
-
-def time_console(impl, tracks, tp, mp, sample_rate, warmup, repeats):
+def _closures(impl, tracks, tp, mp, sample_rate):
     tp = tp.clone().requires_grad_(True)
     mp = mp.clone().requires_grad_(True)
 
@@ -144,7 +141,22 @@ def time_console(impl, tracks, tp, mp, sample_rate, warmup, repeats):
         tp.grad = mp.grad = None
         impl(tracks, tp, mp, sample_rate).square().mean().backward()
 
-    return _time(fwd, warmup, repeats), _time(fwd_bwd, warmup, repeats)
+    return {"fwd": fwd, "fb": fwd_bwd}
+
+
+def time_interleaved(fns: dict, warmup: int, repeats: int) -> dict:
+    """Median and min wall time (ms) of each function; the repeats of all functions are
+    interleaved (round robin), so a change in machine load hits them alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(1e3 * (time.perf_counter() - t0))
+    return {k: (statistics.median(v), min(v)) for k, v in times.items()}
 
 
 def part1(args) -> list[dict]:
@@ -165,33 +177,32 @@ def part1(args) -> list[dict]:
     for batch in args.batches:
         tracks = make_tracks(batch, args.tracks, n, sr)
         tp, mp = make_params(batch, args.tracks)
-        with torch.no_grad():  # same signal path? report the level difference (different pan law/ballistics)
-            ours_mix = ours_console(tracks, tp, mp, sr)
+        fns = {f"ours_{k}": f for k, f in _closures(ours_console, tracks, tp, mp, sr).items()}
         row = {"batch": batch}
-        row["ours_fwd"], row["ours_fb"] = time_console(ours_console, tracks, tp, mp, sr, args.warmup, args.repeats)
         if have_dasp:
+            fns.update({f"dasp_{k}": f for k, f in _closures(dasp_console, tracks, tp, mp, sr).items()})
             with torch.no_grad():
-                dasp_mix = dasp_console(tracks, tp, mp, sr)
-            row["rms_ours_db"] = 10 * torch.log10(ours_mix.square().mean()).item()
-            row["rms_dasp_db"] = 10 * torch.log10(dasp_mix.square().mean()).item()
-            row["dasp_fwd"], row["dasp_fb"] = time_console(dasp_console, tracks, tp, mp, sr, args.warmup, args.repeats)
+                row["rms_ours_db"] = 10 * torch.log10(ours_console(tracks, tp, mp, sr).square().mean()).item()
+                row["rms_dasp_db"] = 10 * torch.log10(dasp_console(tracks, tp, mp, sr).square().mean()).item()
+        row.update(time_interleaved(fns, args.warmup, args.repeats))
         rows.append(row)
         print(f"  batch {batch}: done", flush=True)
     print(
-        f"\nDifferentiable console: {args.tracks} tracks x {args.seconds:g} s at {sr} Hz, "
-        f"torch threads {torch.get_num_threads()}, median of {args.repeats} after {args.warmup} warm-up"
+        f"\nDifferentiable console: {args.tracks} tracks x {args.seconds:g} s at {sr} Hz, torch threads "
+        f"{torch.get_num_threads()}; median (min) wall ms of {args.repeats} interleaved runs after "
+        f"{args.warmup} warm-up"
     )
-    hdr = f"| batch | pass     | ours (ms) | dasp (ms) | dasp / ours |"
-    print(hdr)
-    print("|------:|----------|----------:|----------:|------------:|")
+    print("| batch | pass    | ours (ms)       | dasp (ms)         | dasp / ours (median) |")
+    print("|------:|---------|----------------:|------------------:|---------------------:|")
     for r in rows:
         for key, name in (("fwd", "forward"), ("fb", "fwd+bwd")):
-            o = r[f"ours_{key}"]
+            o, o_min = r[f"ours_{key}"]
+            ours = f"{o:7.1f} ({o_min:6.1f})"
             if have_dasp:
-                d = r[f"dasp_{key}"]
-                print(f"| {r['batch']:5d} | {name:8s} | {o:9.1f} | {d:9.1f} | {d / o:10.1f}x |")
+                d, d_min = r[f"dasp_{key}"]
+                print(f"| {r['batch']:5d} | {name:7s} | {ours} | {d:7.1f} ({d_min:7.1f}) | {d / o:19.1f}x |")
             else:
-                print(f"| {r['batch']:5d} | {name:8s} | {o:9.1f} |         - |           - |")
+                print(f"| {r['batch']:5d} | {name:7s} | {ours} |                 - |                    - |")
     if have_dasp:
         for r in rows:
             print(
@@ -204,29 +215,37 @@ def part1(args) -> list[dict]:
 # ----------------------------------------------------------------------------- render (child process)
 
 
+def _proc_status_kb(field: str) -> int:
+    """VmRSS (resident now) or VmHWM (peak resident) of this process, KiB (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def render_child(args) -> None:
     """Runs in a child process: allocate a song, render it, print one JSON line."""
-    torch.set_num_threads(args.threads)
     sr = args.render_sr
     n = int(args.render_seconds * sr)
     tp, mp = make_params(1, args.render_tracks, seed=2)
-    # warm the kernels (numba cache load) on a tiny input so the timing is steady-state
+    # load the (cached) kernels on a short input so the timing is steady-state
     render(make_tracks(1, args.render_tracks, sr, sr), tp, mp, sr)
-    rss_warm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_warm = _proc_status_kb("VmRSS")
     tracks = torch.empty(1, args.render_tracks, 1, n)
     g = torch.Generator().manual_seed(3)
     for i in range(args.render_tracks):  # fill track by track: no big temporaries
         tracks[0, i, 0] = _cheap_noise(n, g)
-    rss_input = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
+    rss_input = _proc_status_kb("VmRSS")
+    t0, c0 = time.perf_counter(), time.process_time()
     mix = render(tracks, tp, mp, sr)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert torch.isfinite(mix).all()
-    rss_end = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
-            dict(elapsed=elapsed, duration=n / sr, rss_warm_kb=rss_warm, rss_input_kb=rss_input, rss_end_kb=rss_end,
-                 input_mb=tracks.numel() * 4 / 2**20, output_mb=mix.numel() * 4 / 2**20)
+            dict(elapsed=elapsed, cpu=cpu, duration=n / sr, rss_warm_kb=rss_warm, rss_input_kb=rss_input,
+                 hwm_kb=_proc_status_kb("VmHWM"), input_mb=tracks.numel() * 4 / 2**20,
+                 output_mb=mix.numel() * 4 / 2**20)
         )
     )
 
@@ -241,18 +260,26 @@ def _cheap_noise(n: int, g: torch.Generator) -> torch.Tensor:
 
 
 def part2(args) -> dict:
-    cmd = [
-        sys.executable, os.path.abspath(__file__), "--render-child",
-        "--threads", str(args.threads), "--render-tracks", str(args.render_tracks),
-        "--render-seconds", str(args.render_seconds), "--render-sr", str(args.render_sr),
+    base = [
+        sys.executable, os.path.abspath(__file__), "--render-child", "--threads", str(args.threads),
+        "--render-tracks", str(args.render_tracks), "--render-sr", str(args.render_sr),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        print(proc.stdout, proc.stderr)
+    # a first short child fills numba's cache, so the measured child only loads kernels
+    # (compiling them would add LLVM's memory to its peak)
+    subprocess.run(base + ["--render-seconds", "1"], capture_output=True, text=True, check=True)
+    with tempfile.TemporaryFile("w+") as out:
+        cmd = base + ["--render-seconds", str(args.render_seconds)]
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out, text=True)
+        # rusage of exactly this child: ru_maxrss is its peak resident set (KiB on Linux)
+        _, status, usage = os.wait4(proc.pid, 0)
+        out.seek(0)
+        text = out.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        print(text)
         raise SystemExit("render child failed")
-    child_peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # only child so far
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
-    mb = lambda kb: kb / 1024  # noqa: E731  (Linux ru_maxrss is in KiB)
+    child_peak_kb = usage.ru_maxrss
+    r = json.loads(text.strip().splitlines()[-1])
+    mb = lambda kb: kb / 1024  # noqa: E731
     ratio = r["elapsed"] / r["duration"]
     print(
         f"\nrender: {args.render_tracks} tracks x {r['duration'] / 60:g} min at {args.render_sr} Hz "
@@ -260,14 +287,17 @@ def part2(args) -> dict:
     )
     print("| quantity | value | target |")
     print("|---|---:|---:|")
-    print(f"| render time | {r['elapsed']:.2f} s | |")
+    print(f"| render time (wall) | {r['elapsed']:.2f} s | |")
     print(f"| render time / audio duration | {ratio:.4f} | <= 0.02 |")
-    print(f"| peak RSS of render process (getrusage RUSAGE_CHILDREN) | {mb(child_peak_kb):.0f} MiB | < 3 GB |")
-    print(f"| ... of which before rendering: interpreter + torch + warm kernels | {mb(r['rss_warm_kb']):.0f} MiB | |")
-    print(f"| ... of which before rendering: + input tracks ({r['input_mb']:.0f} MiB float32) | "
+    print(f"| CPU time of the render (all threads) / audio duration | {r['cpu'] / r['duration']:.4f} | |")
+    print(f"| peak RSS of the render process (its /proc VmHWM) | {mb(r['hwm_kb']):.0f} MiB | < 3 GB |")
+    print(f"| (the same as wait4 ru_maxrss, an upper bound: includes the parent's peak) | "
+          f"{mb(child_peak_kb):.0f} MiB | |")
+    print(f"| RSS before the input: interpreter + torch + kernels | {mb(r['rss_warm_kb']):.0f} MiB | |")
+    print(f"| RSS with the input tracks allocated ({r['input_mb']:.0f} MiB float32) | "
           f"{mb(r['rss_input_kb']):.0f} MiB | |")
-    print(f"| peak growth during render (output {r['output_mb']:.0f} MiB + working blocks) | "
-          f"{mb(child_peak_kb - r['rss_input_kb']):.0f} MiB | |")
+    print(f"| peak minus RSS with input = render's own memory (output {r['output_mb']:.0f} MiB + blocks) | "
+          f"{mb(r['hwm_kb'] - r['rss_input_kb']):.0f} MiB | |")
     r.update(child_peak_kb=child_peak_kb, ratio=ratio)
     return r
 
@@ -343,16 +373,33 @@ def main() -> None:
 
     print("command:", " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable)] + sys.argv))
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; "
+        f"machine: {_cpu_name()}, {os.cpu_count()} logical CPUs; "
         f"python {platform.python_version()}, torch {torch.__version__}, numba {numba.__version__} "
-        f"(threads {numba.get_num_threads()}), torch threads {torch.get_num_threads()}"
+        f"(threading layer {numba.config.THREADING_LAYER!r}, threads {numba.get_num_threads()}), "
+        f"torch threads {torch.get_num_threads()}"
     )
-    if "console" not in args.skip:
-        part1(args)
+    print("load average at start (1, 5, 15 min): %.2f %.2f %.2f" % os.getloadavg())
+    # render first: a child's ru_maxrss also counts the parent's peak resident set at the
+    # time of the fork/exec (Linux carries the old mm's high-water mark into the exec'd
+    # process), and the dasp timings below take the parent to several GB
     if "render" not in args.skip:
         part2(args)
+    if "console" not in args.skip:
+        part1(args)
     if "compile" not in args.skip:
         part3(args)
+    print("\nload average at end (1, 5, 15 min): %.2f %.2f %.2f" % os.getloadavg())
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

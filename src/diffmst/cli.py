@@ -149,9 +149,142 @@ def _add_demo(sub) -> None:
     p.set_defaults(func=_cmd_demo)
 
 
+# ----------------------------------------------------------------------------- data
+
+
+def _add_data(sub) -> None:
+    from .data.layout import DEFAULT_OUT, RENDERERS, SOURCES
+
+    p = sub.add_parser("data", help="generate a multitrack training corpus, or summarise one",
+                       description="Generated multitrack corpus: DIR/<song>/<stem>.flac + meta.json.")
+    dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+
+    def _generate(args) -> None:
+        from .data.commands import run_generate
+
+        run_generate(args)
+
+    def _stats(args) -> None:
+        from .data.commands import run_stats
+
+        run_stats(args)
+
+    g = dsub.add_parser("generate", help="generate songs as separate stems",
+                        description="Generate songs from several music sources (procedural patterns, MMA "
+                                    "arrangements, music21 scores), rendered per instrument (fluidsynth + a GM "
+                                    "soundfont, or the numpy synth) with a recording character per stem. "
+                                    "Deterministic from --seed; finished songs are kept (resume).")
+    g.add_argument("--songs", "-n", type=int, default=200, help="number of songs (default: 200)")
+    g.add_argument("--output", "-o", default=DEFAULT_OUT, help=f"corpus folder (default: {DEFAULT_OUT})")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    g.add_argument("--jobs", "-j", type=int, default=0, help="parallel processes (default: all cores)")
+    g.add_argument("--seconds", type=float, nargs=2, default=[30.0, 90.0], metavar=("MIN", "MAX"),
+                   help="song length range in seconds (default: 30 90)")
+    g.add_argument("--stems", type=int, nargs=2, default=[4, 16], metavar=("MIN", "MAX"),
+                   help="stems per song (default: 4 16)")
+    g.add_argument("--sources", default="", help=f"comma-separated subset of {','.join(SOURCES)} "
+                   "(default: every installed one)")
+    g.add_argument("--renderer", choices=RENDERERS, default="auto",
+                   help="auto: fluidsynth when installed, else the numpy synth")
+    g.add_argument("--sample-rate", type=int, default=44100, help="default: 44100")
+    g.add_argument("--first", type=int, default=0, help="index of the first song (to extend a corpus)")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    g.set_defaults(func=_generate)
+
+    s = dsub.add_parser("stats", help="counts, durations, instruments, loudness and feature plots of a corpus",
+                        description="Summarise a corpus folder (one sub-folder per song with audio files; "
+                                    "meta.json is used where present) and plot its distributions.")
+    s.add_argument("corpus", help="corpus folder")
+    s.add_argument("--plot", default="", help="PNG to write (default: CORPUS/stats.png; 'none' for no plot)")
+    s.add_argument("--title", default="", help="plot title")
+    s.add_argument("--max-songs", type=int, default=0, help="analyse at most this many songs (default: all)")
+    s.add_argument("--jobs", "-j", type=int, default=0, help="parallel processes (default: all cores)")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    s.set_defaults(func=_stats)
+
+
+# ----------------------------------------------------------------------------- optimize / analyze / baseline
+
+
+def _add_optimize(sub) -> None:
+    p = sub.add_parser("optimize", help="mix tracks like a reference by optimising the console (no network)",
+                       description="Optimise the console settings for TRACKS so that the mix matches REFERENCE's "
+                                   "style (AF loss: RMS, crest, stereo width/imbalance, Bark spectra), by gradient "
+                                   "descent from equal-loudness settings on several windows of the song; then "
+                                   "render the whole song. Writes OUTDIR/mix.wav, settings.json (renders the same "
+                                   "mix with `diffmst render`), report.json and report.png.")
+    p.add_argument("tracks", nargs="+", help="folder of audio files, or audio files")
+    p.add_argument("reference", help="reference mix (audio file)")
+    p.add_argument("--output", "-o", required=True, help="output folder")
+    p.add_argument("--steps", type=int, default=100, help="Adam steps (default: 100)")
+    p.add_argument("--lr", type=float, default=0.03, help="learning rate, normalised units (default: 0.03)")
+    p.add_argument("--seed", type=int, default=0, help="window placement seed (default: 0)")
+    p.add_argument("--device", default="cpu", help="torch device for the optimisation (default: cpu)")
+    p.add_argument("--windows", type=int, default=4, help="analysis windows across the song (default: 4)")
+    p.add_argument("--window", type=float, default=2.5, help="window length in seconds (default: 2.5)")
+    p.add_argument("--analysis-sr", type=int, default=24000, help="analysis sample rate (default: 24000)")
+    p.add_argument("--prior", type=float, default=0.02, help="weight of the pull towards the start (default: 0.02)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--bit-depth", choices=["16", "24", "32f"], default="24", help="default: 24")
+    p.add_argument("--no-plot", action="store_true", help="do not write report.png")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    def run(args) -> None:
+        from .optimize import run_optimize
+
+        run_optimize(args, notice)
+
+    p.set_defaults(func=run)
+
+
+def _add_analyze(sub) -> None:
+    p = sub.add_parser("analyze", help="print (and plot) the style features of a song, or of a mix vs a reference",
+                       description="Style features of FILE (and REFERENCE): RMS, crest factor, stereo width and "
+                                   "imbalance, Bark spectra of mid and side; loudness-normalised first, DC-blocked "
+                                   "and high-passed at 20 Hz. With two files, also the AF loss between them.")
+    p.add_argument("file", help="audio file (a mix)")
+    p.add_argument("reference", nargs="?", help="second file to compare with (a reference)")
+    p.add_argument("--plot", help="write a PNG: Bark spectra mid/side overlaid, dynamics and stereo numbers")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--analysis-sr", type=int, default=24000,
+                   help="resample to this rate first, as optimize does (0: each file's own rate; default: 24000)")
+    p.add_argument("--lufs", type=float, default=-16.0, help="normalise to this loudness first (default: -16)")
+    p.add_argument("--no-normalize", action="store_true", help="measure the files as they are")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing plot")
+
+    def run(args) -> None:
+        from .report import run_analyze
+
+        run_analyze(args, notice)
+
+    p.set_defaults(func=run)
+
+
+def _add_baseline(sub) -> None:
+    p = sub.add_parser("baseline", help="the equal-loudness mix (every track equally loud, centred, no processing)",
+                       description="Mix TRACKS with every source at the same loudness, mono tracks centred and "
+                                   "stereo files hard left/right, no EQ or compression, the mix at -16 LUFS (lower "
+                                   "if a peak would pass -1 dBFS): the floor every mixing method must beat.")
+    p.add_argument("tracks", nargs="+", help="folder of audio files, or audio files")
+    p.add_argument("--output", "-o", required=True, help="output audio file (.wav, .flac, .aiff)")
+    p.add_argument("--params", "-p", help="also write the settings JSON here")
+    p.add_argument("--lufs", type=float, default=-16.0, help="mix loudness (default: -16)")
+    p.add_argument("--peak", type=float, default=-1.0, help="peak ceiling in dBFS (default: -1)")
+    p.add_argument("--bit-depth", choices=["16", "24", "32f"], default="24", help="default: 24")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+    def run(args) -> None:
+        from .optimize import run_baseline
+
+        run_baseline(args, notice)
+
+    p.set_defaults(func=run)
+
+
 # ----------------------------------------------------------------------------- main
 
-COMMANDS: list[Callable] = [_add_render, _add_params, _add_demo]
+COMMANDS: list[Callable] = [_add_render, _add_params, _add_demo, _add_data, _add_optimize, _add_analyze, _add_baseline]
 
 
 def build_parser() -> argparse.ArgumentParser:

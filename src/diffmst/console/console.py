@@ -14,7 +14,7 @@ import torch
 
 from .master import master_bus
 from .params import MASTER_PARAMS, TRACK_PARAMS
-from .strip import channel_strip
+from .strip import pan_sum, strip_mono
 
 
 def _check(tracks: torch.Tensor, track_params: torch.Tensor, master_params: torch.Tensor) -> None:
@@ -46,8 +46,11 @@ def console(
         ``(mix, wet)``: mix ``(batch, 2, samples)``, wet tracks ``(batch, tracks, 2, samples)``.
     """
     _check(tracks, track_params, master_params)
-    wet, _ = channel_strip(tracks[:, :, 0], track_params, sample_rate, eq_method)
-    mix, _ = master_bus(wet.sum(dim=1), master_params, sample_rate, eq_method)
+    y, gains, _ = strip_mono(tracks[:, :, 0], track_params, sample_rate, eq_method)
+    wet = y.unsqueeze(2) * gains.unsqueeze(-1)  # = channel_strip(...)
+    # the bus is pan_sum(y, gains) (= wet.sum(1)), so a loss on the mix alone never
+    # back-propagates through the (batch, tracks, 2, samples) wet tensor
+    mix, _ = master_bus(pan_sum(y, gains), master_params, sample_rate, eq_method)
     return mix, wet
 
 
@@ -91,8 +94,8 @@ def render(
     master_state: dict | None = None
     for start in range(0, n, block_size):
         block = tracks[:, :, 0, start : start + block_size]
-        wet, strip_state = channel_strip(block, track_params, sample_rate, "iir", strip_state)
-        mixed, master_state = master_bus(wet.sum(dim=1), master_params, sample_rate, "iir", master_state)
+        y, gains, strip_state = strip_mono(block, track_params, sample_rate, "iir", strip_state)
+        mixed, master_state = master_bus(pan_sum(y, gains), master_params, sample_rate, "iir", master_state)
         out[:, :, start : start + block.shape[-1]] = mixed
         if progress is not None:
             progress(min(start + block_size, n), n)

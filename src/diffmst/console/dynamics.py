@@ -134,6 +134,271 @@ class _Smooth(torch.autograd.Function):
         )
 
 
+# --- fused gain computer + smoother (what :func:`compressor` runs) ----------------------
+# The same static curve and recursion as gain_computer() -> smooth_gain(), compiled and
+# evaluated in float64 whatever the input dtype. As a chain of torch ops the curve cost
+# ~13 full-signal tensors forward and as many again backward.
+#
+# Speed: a one-pole recursion is latency-bound (each sample waits for the previous one),
+# so rows are processed in groups of four whose independent recursions are interleaved
+# in one loop (the core overlaps them: ~4x). The curve, which has no recursion, is
+# evaluated block by block (_BLOCK samples, scratch stays in cache) in a branch-free loop
+# that vectorises, just before the recursion consumes it.
+
+_GROUP = 4
+_BLOCK = 2048
+
+
+@numba.njit(inline="always")
+def _curve(level, thr, slope, knee):  # pragma: no cover - compiled
+    """Gain reduction and its partials (d/dlevel, d/dslope, d/dknee); d/dthr = -d/dlevel.
+    Same expressions as :func:`gain_computer`, written as selects so loops vectorise."""
+    over = level - thr
+    u = over + knee / 2
+    uu = u * u
+    below = 2 * over < -knee
+    above = 2 * over > knee
+    gc = 0.0 if below else (slope * over if above else slope * uu / (2 * knee))
+    d_lev = 0.0 if below else (slope if above else slope * u / knee)
+    d_slope = 0.0 if below else (over if above else uu / (2 * knee))
+    d_knee = 0.0 if (below or above) else slope * u / (2 * knee) - slope * uu / (2 * knee * knee)
+    return gc, d_lev, d_slope, d_knee
+
+
+@numba.njit(inline="always")
+def _fill_curve(level, b0, length, thr, ratio, knee, out):  # pragma: no cover - compiled
+    """out[:length] = curve(level[b0 : b0 + length])."""
+    slope = 1.0 / ratio - 1.0
+    lv = level[b0 : b0 + length]
+    for i in range(length):
+        out[i] = _curve(np.float64(lv[i]), thr, slope, knee)[0]
+
+
+@numba.njit(inline="always")
+def _step(x, prev, aa, ar):  # pragma: no cover - compiled
+    """One smoother step: returns (new value, attack branch taken)."""
+    att = x < prev
+    a = aa if att else ar
+    return a * prev + (1.0 - a) * x, att
+
+
+@numba.njit(inline="always")
+def _adjoint_step(gy, lam, a_next, att, aa, ar, prev, gc):  # pragma: no cover - compiled
+    """One step of the smoother's adjoint (see _smooth_bwd): returns
+    (lam, a, dL/d gc, contribution to dL/d alpha of the branch taken)."""
+    lam = gy + a_next * lam
+    a = aa if att else ar
+    return lam, a, (1.0 - a) * lam, lam * (prev - gc)
+
+
+@numba.njit(parallel=True, cache=True)
+def _curve_smooth_fwd(level, thr, ratio, knee, alpha_a, alpha_r, zi, want_mask):  # pragma: no cover - compiled
+    rows, n = level.shape
+    y = np.empty_like(level)
+    attack = np.empty((rows, n if want_mask else 0), dtype=np.bool_)
+    for grp in numba.prange((rows + _GROUP - 1) // _GROUP):
+        r0 = grp * _GROUP
+        m = min(_GROUP, rows - r0)
+        gc = np.empty((_GROUP, _BLOCK))
+        state = np.empty(_GROUP)
+        for k in range(m):
+            state[k] = zi[r0 + k]
+        for b0 in range(0, n, _BLOCK):
+            nb = min(_BLOCK, n - b0)
+            for k in range(m):
+                _fill_curve(level[r0 + k], b0, nb, thr[r0 + k], ratio[r0 + k], knee[r0 + k], gc[k])
+            if m == _GROUP:  # four interleaved recursions (row views and scalars: registers)
+                g0, g1, g2, g3 = gc[0], gc[1], gc[2], gc[3]
+                y0, y1 = y[r0, b0 : b0 + nb], y[r0 + 1, b0 : b0 + nb]
+                y2, y3 = y[r0 + 2, b0 : b0 + nb], y[r0 + 3, b0 : b0 + nb]
+                aa0, aa1, aa2, aa3 = alpha_a[r0], alpha_a[r0 + 1], alpha_a[r0 + 2], alpha_a[r0 + 3]
+                ar0, ar1, ar2, ar3 = alpha_r[r0], alpha_r[r0 + 1], alpha_r[r0 + 2], alpha_r[r0 + 3]
+                p0, p1, p2, p3 = state[0], state[1], state[2], state[3]
+                if want_mask:
+                    m0, m1 = attack[r0, b0 : b0 + nb], attack[r0 + 1, b0 : b0 + nb]
+                    m2, m3 = attack[r0 + 2, b0 : b0 + nb], attack[r0 + 3, b0 : b0 + nb]
+                    for i in range(nb):
+                        p0, m0[i] = _step(g0[i], p0, aa0, ar0)
+                        p1, m1[i] = _step(g1[i], p1, aa1, ar1)
+                        p2, m2[i] = _step(g2[i], p2, aa2, ar2)
+                        p3, m3[i] = _step(g3[i], p3, aa3, ar3)
+                        y0[i], y1[i], y2[i], y3[i] = p0, p1, p2, p3
+                else:
+                    for i in range(nb):
+                        p0 = _step(g0[i], p0, aa0, ar0)[0]
+                        p1 = _step(g1[i], p1, aa1, ar1)[0]
+                        p2 = _step(g2[i], p2, aa2, ar2)[0]
+                        p3 = _step(g3[i], p3, aa3, ar3)[0]
+                        y0[i], y1[i], y2[i], y3[i] = p0, p1, p2, p3
+                state[0], state[1], state[2], state[3] = p0, p1, p2, p3
+            else:
+                for k in range(m):
+                    r = r0 + k
+                    prev, aa, ar, gg, yr = state[k], alpha_a[r], alpha_r[r], gc[k], y[r, b0 : b0 + nb]
+                    for i in range(nb):
+                        prev, att = _step(gg[i], prev, aa, ar)
+                        yr[i] = prev
+                        if want_mask:
+                            attack[r, b0 + i] = att
+                    state[k] = prev
+    return y, attack
+
+
+# reassoc: the three sums run in vector lanes (another, equally accurate summation order)
+@numba.njit(cache=True, fastmath={"reassoc"})
+def _curve_chain(level, g_gc, thr, ratio, knee, g_level):  # pragma: no cover - compiled
+    """g_level = g_gc * d curve / d level; returns the sums of g_gc times d/dlevel,
+    d/dslope and d/dknee. Partials as in :func:`_curve`, with the divisions by the knee
+    hoisted out of the loop."""
+    slope = 1.0 / ratio - 1.0
+    inv_k, inv_2k = 1.0 / knee, 1.0 / (2 * knee)
+    inv_2kk = inv_2k / knee
+    s_lev = s_slope = s_knee = 0.0
+    for j in range(level.shape[0]):
+        over = np.float64(level[j]) - thr
+        u = over + knee / 2
+        uu = u * u
+        below = 2 * over < -knee
+        above = 2 * over > knee
+        d_lev = 0.0 if below else (slope if above else slope * u * inv_k)
+        d_slope = 0.0 if below else (over if above else uu * inv_2k)
+        d_knee = 0.0 if (below or above) else slope * u * inv_2k - slope * uu * inv_2kk
+        gg = g_gc[j]
+        g_level[j] = gg * d_lev
+        s_lev += gg * d_lev
+        s_slope += gg * d_slope
+        s_knee += gg * d_knee
+    return s_lev, s_slope, s_knee
+
+
+@numba.njit(parallel=True, cache=True)
+def _curve_smooth_bwd(grad_y, y, level, attack, thr, ratio, knee, alpha_a, alpha_r, zi):  # pragma: no cover
+    # The smoother's adjoint as in _smooth_bwd, run backwards in time block by block and
+    # interleaved over a group of rows like the forward; then, per block, the chain rule
+    # through the curve in a separate loop.
+    rows, n = level.shape
+    g_level = np.empty_like(level)
+    g = np.zeros((6, rows))  # thr, ratio, knee, alpha_a, alpha_r, zi
+    for grp in numba.prange((rows + _GROUP - 1) // _GROUP):
+        r0 = grp * _GROUP
+        m = min(_GROUP, rows - r0)
+        gc = np.empty((_GROUP, _BLOCK))
+        ggc = np.empty((_GROUP, _BLOCK))  # dL/d gc
+        prv = np.empty((_GROUP, _BLOCK))  # smoother value before each sample
+        lam = np.zeros(_GROUP)
+        a_next = np.zeros(_GROUP)
+        sums = np.zeros((6, _GROUP))  # s_lev, s_slope, s_knee, s_alpha_a, s_alpha_r
+        for b0 in range(((n - 1) // _BLOCK) * _BLOCK, -1, -_BLOCK):
+            nb = min(_BLOCK, n - b0)
+            for k in range(m):
+                r = r0 + k
+                _fill_curve(level[r], b0, nb, thr[r], ratio[r], knee[r], gc[k])
+                if b0 > 0:
+                    prv[k, :nb] = y[r, b0 - 1 : b0 + nb - 1]
+                else:
+                    prv[k, 0] = zi[r]
+                    prv[k, 1:nb] = y[r, 0 : nb - 1]
+            if m == _GROUP:
+                l0, l1, l2, l3 = lam[0], lam[1], lam[2], lam[3]
+                n0, n1, n2, n3 = a_next[0], a_next[1], a_next[2], a_next[3]
+                sa0 = sa1 = sa2 = sa3 = sr0 = sr1 = sr2 = sr3 = 0.0
+                aa0, aa1, aa2, aa3 = alpha_a[r0], alpha_a[r0 + 1], alpha_a[r0 + 2], alpha_a[r0 + 3]
+                ar0, ar1, ar2, ar3 = alpha_r[r0], alpha_r[r0 + 1], alpha_r[r0 + 2], alpha_r[r0 + 3]
+                g0, g1, g2, g3 = gc[0], gc[1], gc[2], gc[3]
+                e0, e1, e2, e3 = ggc[0], ggc[1], ggc[2], ggc[3]
+                q0, q1, q2, q3 = prv[0], prv[1], prv[2], prv[3]
+                c0, c1 = grad_y[r0, b0 : b0 + nb], grad_y[r0 + 1, b0 : b0 + nb]
+                c2, c3 = grad_y[r0 + 2, b0 : b0 + nb], grad_y[r0 + 3, b0 : b0 + nb]
+                m0, m1 = attack[r0, b0 : b0 + nb], attack[r0 + 1, b0 : b0 + nb]
+                m2, m3 = attack[r0 + 2, b0 : b0 + nb], attack[r0 + 3, b0 : b0 + nb]
+                for j in range(nb - 1, -1, -1):
+                    t0, t1, t2, t3 = m0[j], m1[j], m2[j], m3[j]
+                    l0, n0, e0[j], d0 = _adjoint_step(c0[j], l0, n0, t0, aa0, ar0, q0[j], g0[j])
+                    l1, n1, e1[j], d1 = _adjoint_step(c1[j], l1, n1, t1, aa1, ar1, q1[j], g1[j])
+                    l2, n2, e2[j], d2 = _adjoint_step(c2[j], l2, n2, t2, aa2, ar2, q2[j], g2[j])
+                    l3, n3, e3[j], d3 = _adjoint_step(c3[j], l3, n3, t3, aa3, ar3, q3[j], g3[j])
+                    sa0 += d0 if t0 else 0.0
+                    sr0 += 0.0 if t0 else d0
+                    sa1 += d1 if t1 else 0.0
+                    sr1 += 0.0 if t1 else d1
+                    sa2 += d2 if t2 else 0.0
+                    sr2 += 0.0 if t2 else d2
+                    sa3 += d3 if t3 else 0.0
+                    sr3 += 0.0 if t3 else d3
+                lam[0], lam[1], lam[2], lam[3] = l0, l1, l2, l3
+                a_next[0], a_next[1], a_next[2], a_next[3] = n0, n1, n2, n3
+                sums[3, 0] += sa0
+                sums[3, 1] += sa1
+                sums[3, 2] += sa2
+                sums[3, 3] += sa3
+                sums[4, 0] += sr0
+                sums[4, 1] += sr1
+                sums[4, 2] += sr2
+                sums[4, 3] += sr3
+            else:
+                for k in range(m):
+                    r = r0 + k
+                    lk, nk, sa, sr = lam[k], a_next[k], 0.0, 0.0
+                    aa, ar, gg, ee, qq = alpha_a[r], alpha_r[r], gc[k], ggc[k], prv[k]
+                    cc, mm = grad_y[r, b0 : b0 + nb], attack[r, b0 : b0 + nb]
+                    for j in range(nb - 1, -1, -1):
+                        att = mm[j]
+                        lk, nk, ee[j], d = _adjoint_step(cc[j], lk, nk, att, aa, ar, qq[j], gg[j])
+                        sa += d if att else 0.0
+                        sr += 0.0 if att else d
+                    lam[k], a_next[k] = lk, nk
+                    sums[3, k] += sa
+                    sums[4, k] += sr
+            for k in range(m):  # chain rule through the curve
+                r = r0 + k
+                s_lev, s_slope, s_knee = _curve_chain(
+                    level[r, b0 : b0 + nb], ggc[k, :nb], thr[r], ratio[r], knee[r], g_level[r, b0 : b0 + nb]
+                )
+                sums[0, k] += s_lev
+                sums[1, k] += s_slope
+                sums[2, k] += s_knee
+        for k in range(m):
+            r = r0 + k
+            g[0, r] = -sums[0, k]
+            g[1, r] = -sums[1, k] / (ratio[r] * ratio[r])  # slope = 1 / ratio - 1
+            g[2, r] = sums[2, k]
+            g[3, r] = sums[3, k]
+            g[4, r] = sums[4, k]
+            g[5, r] = a_next[k] * lam[k]
+    return g_level, g
+
+
+class _CurveSmooth(torch.autograd.Function):
+    """``smooth_gain(gain_computer(level, thr, ratio, knee), alpha_a, alpha_r, zi)`` for
+    ``level (rows, samples)`` and per-row parameters ``(rows,)``."""
+
+    @staticmethod
+    def forward(ctx, level, thr, ratio, knee, alpha_a, alpha_r, zi):
+        f64 = lambda t: t.detach().cpu().to(torch.float64).contiguous().numpy()  # noqa: E731
+        params = [f64(p) for p in (thr, ratio, knee, alpha_a, alpha_r, zi)]
+        lev = level.detach().cpu().contiguous()
+        want = any(ctx.needs_input_grad)
+        y, attack = _curve_smooth_fwd(lev.numpy(), *params, want)
+        y_t = torch.from_numpy(y)
+        if want:
+            ctx.save_for_backward(lev, y_t)
+            ctx.attack, ctx.params = attack, params
+            ctx.metas = [(t.dtype, t.device) for t in (level, thr, ratio, knee, alpha_a, alpha_r, zi)]
+        return y_t
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        lev, y = ctx.saved_tensors
+        g_level, g = _curve_smooth_bwd(
+            grad_y.detach().cpu().to(lev.dtype).contiguous().numpy(), y.numpy(), lev.numpy(), ctx.attack, *ctx.params
+        )
+        grads = [torch.from_numpy(g_level)] + list(torch.from_numpy(g))
+        return tuple(
+            gr.to(device, dtype) if need else None
+            for gr, need, (dtype, device) in zip(grads, ctx.needs_input_grad, ctx.metas)
+        )
+
+
 def smooth_gain(
     gc: torch.Tensor, alpha_attack: torch.Tensor, alpha_release: torch.Tensor, state: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -149,6 +414,47 @@ def smooth_gain(
     if state is None:
         state = torch.zeros(gc.shape[0], dtype=gc.dtype, device=gc.device)
     return _Smooth.apply(gc, alpha_attack, alpha_release, state)
+
+
+LN10_OVER_20 = math.log(10.0) / 20.0
+
+
+class _DbLevel(torch.autograd.Function):
+    """``20 log10(max(|x|, EPS))`` with a one-line backward: for ``|x| >= EPS`` the
+    derivative is ``20 / (ln 10 x)`` (sign included); below the floor it is 0 (as
+    torch's ``clamp_min``). Saves the abs/clamp/log10/scale chain's temporaries."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.abs().clamp_min_(EPS).log10_().mul_(20.0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return torch.where(x.abs() >= EPS, grad * (1.0 / LN10_OVER_20) / x, torch.zeros((), dtype=grad.dtype))
+
+
+class _ApplyGainDb(torch.autograd.Function):
+    """``y = x * 10^((g + makeup) / 20)`` (as ``exp``), ``g`` broadcast over ``x``'s
+    channels; backward: ``dx = dy * gain``, ``dg = ln10 / 20 * sum_channels(dy * y)``."""
+
+    @staticmethod
+    def forward(ctx, x, g, makeup):
+        gain = (g + makeup).mul_(LN10_OVER_20).exp_()
+        y = x * gain
+        ctx.save_for_backward(gain, y)
+        ctx.shapes = (g.shape, makeup.shape)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        gain, y = ctx.saved_tensors
+        g_shape, m_shape = ctx.shapes
+        grad_x = grad * gain if ctx.needs_input_grad[0] else None
+        grad_g = (grad * y).sum_to_size(g_shape).mul_(LN10_OVER_20)
+        grad_m = grad_g.sum_to_size(m_shape) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_g if ctx.needs_input_grad[1] else None, grad_m
 
 
 def compressor(
@@ -173,14 +479,17 @@ def compressor(
     """
     rows, ch, n = x.shape
     thr, ratio, att, rel, knee, makeup = params.unbind(-1)
-    mag = x.abs().amax(dim=1, keepdim=True) if link else x.abs()
-    c = mag.shape[1]
-    level = 20.0 * torch.log10(mag.clamp_min(EPS))
+    # level = 20 log10(max(mag, EPS)), mag = |x| (or max over channels when linked)
+    level = _DbLevel.apply(x.abs().amax(dim=1, keepdim=True) if link else x)
+    c = level.shape[1]
     col = lambda p: p.view(rows, 1, 1)  # noqa: E731
-    gc = gain_computer(level, col(thr), col(ratio), col(knee))
     rep = lambda p: p.repeat_interleave(c)  # noqa: E731
-    g = smooth_gain(
-        gc.reshape(rows * c, n), rep(time_to_coef(att, sample_rate)), rep(time_to_coef(rel, sample_rate)), state
-    ).view(rows, c, n)
-    y = x * torch.pow(10.0, (g + col(makeup)) / 20.0)
+    if state is None:
+        state = torch.zeros(rows * c, dtype=x.dtype, device=x.device)
+    # = smooth_gain(gain_computer(level, ...), ...), fused (see _CurveSmooth)
+    g = _CurveSmooth.apply(
+        level.reshape(rows * c, n), rep(thr), rep(ratio), rep(knee),
+        rep(time_to_coef(att, sample_rate)), rep(time_to_coef(rel, sample_rate)), state,
+    ).to(x.device).view(rows, c, n)
+    y = _ApplyGainDb.apply(x, g, col(makeup))  # x * 10^((g + makeup) / 20)
     return y, g[..., -1].reshape(-1).detach()

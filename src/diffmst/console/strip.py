@@ -30,6 +30,36 @@ def pan_gains(pan: torch.Tensor) -> torch.Tensor:
     return torch.stack([left, right], -1)
 
 
+def strip_mono(
+    x: torch.Tensor,
+    params: torch.Tensor,
+    sample_rate: float,
+    eq_method: str = "fft",
+    state: dict | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """:func:`channel_strip` before the pan: ``(y (batch, tracks, samples), pan gains
+    (batch, tracks, 2), state)``; the wet tracks are ``y[:, :, None] * gains[..., None]``."""
+    b, t, n = x.shape
+    state = state or {}
+    y = x * db_to_gain(params[..., GAIN]).unsqueeze(-1)
+    if eq_method == "fft":
+        y = eq.eq_fft(y, params[..., EQ], sample_rate)
+        eq_state = None
+    else:
+        y, eq_state = eq.eq_iir(y, params[..., EQ], sample_rate, state.get("eq"))
+    y, comp_state = dynamics.compressor(
+        y.reshape(b * t, 1, n), params[..., COMP].reshape(b * t, 6), sample_rate, state=state.get("comp")
+    )
+    return y.view(b, t, n), pan_gains(params[..., PAN]), {"eq": eq_state, "comp": comp_state}
+
+
+def pan_sum(y: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
+    """Stereo sum of panned mono tracks, ``sum_t gains[:, t, c] * y[:, t]``: the same as
+    summing the wet tracks over ``tracks``, as one matrix product (its backward needs no
+    ``(batch, tracks, 2, samples)`` temporaries). ``y (b, t, n), gains (b, t, 2) -> (b, 2, n)``."""
+    return torch.matmul(gains.transpose(1, 2), y)
+
+
 def channel_strip(
     x: torch.Tensor,
     params: torch.Tensor,
@@ -47,16 +77,5 @@ def channel_strip(
     Returns:
         ``(wet, state)``: wet ``(batch, tracks, 2, samples)`` and the state for the next block.
     """
-    b, t, n = x.shape
-    state = state or {}
-    y = x * db_to_gain(params[..., GAIN]).unsqueeze(-1)
-    if eq_method == "fft":
-        y = eq.eq_fft(y, params[..., EQ], sample_rate)
-        eq_state = None
-    else:
-        y, eq_state = eq.eq_iir(y, params[..., EQ], sample_rate, state.get("eq"))
-    y, comp_state = dynamics.compressor(
-        y.reshape(b * t, 1, n), params[..., COMP].reshape(b * t, 6), sample_rate, state=state.get("comp")
-    )
-    wet = y.view(b, t, 1, n) * pan_gains(params[..., PAN]).unsqueeze(-1)
-    return wet, {"eq": eq_state, "comp": comp_state}
+    y, gains, state = strip_mono(x, params, sample_rate, eq_method, state)
+    return y.unsqueeze(2) * gains.unsqueeze(-1), state

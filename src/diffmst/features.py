@@ -1,0 +1,296 @@
+"""Mixing-style features (Diff-MST's audio-feature set), differentiable.
+
+All functions take stereo audio ``x (batch, 2, samples)`` (float, full scale 1.0) at
+``sample_rate`` Hz. Dynamics, spatial and spectral features:
+
+========== ===================================================== =================
+name       definition                                            unit / shape
+========== ===================================================== =================
+rms        10 log10 of the K-weighted mean square, both channels  dB  ``(batch,)``
+crest      peak (either channel) over RMS of the waveform        dB  ``(batch,)``
+width      E[(L-R)^2] / E[(L+R)^2]  (0 mono, 1 uncorrelated)      ratio ``(batch,)``
+imbalance  (E[R^2] - E[L^2]) / (E[R^2] + E[L^2])  (-1 left-only)  ``(batch,)``
+bark       log RMS magnitude in 24 Bark bands of mid, side       nepers ``(batch, 2, 24)``
+========== ===================================================== =================
+
+Before any feature every signal is **DC-blocked and high-passed at 20 Hz** (mean removed,
+then a zero-phase 4th-order Butterworth-magnitude high-pass), so DC offset and infrasonic
+drift, which nobody hears, count for nothing. RMS is measured on the signal further
+**K-weighted** (the magnitude of BS.1770's filters, as LUFS hears it): mixes are
+compared at equal loudness, and with any other weighting RMS at a fixed LUFS could be
+raised or lowered by shifting energy between bands the two weightings count differently
+(an optimiser "matches" a reference's RMS by boosting 20-40 Hz rumble). K-weighted, RMS
+at equal loudness only measures dynamics.
+
+Whole signals give one number per feature (:func:`rms_db`, ...). :func:`frame_features`
+gives the same features per frame (a song becomes a distribution over time), and
+:func:`style_features` the summaries the AF loss compares: the mean over non-silent
+frames for RMS and crest, energy ratios over the whole signal for width and imbalance,
+and the long-term Bark spectrum. With ``pool=True`` the batch items are excerpts
+(windows) of one song and are summarised together.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.fft import next_fast_len
+
+from .loudness import k_weighting_response
+
+# Zwicker's critical-band edges (Hz): 25 edges, 24 bands
+BARK_EDGES_HZ: tuple[float, ...] = (
+    20, 100, 200, 300, 400, 510, 630, 770, 920, 1080, 1270, 1480, 1720, 2000, 2320, 2700,
+    3150, 3700, 4400, 5300, 6400, 7700, 9500, 12000, 15500,
+)
+N_BARK = len(BARK_EDGES_HZ) - 1
+FEATURES = ("rms", "crest", "width", "imbalance", "bark")
+UNITS = {"rms": "dB", "crest": "dB", "width": "", "imbalance": "", "bark": "Np"}
+
+HP_HZ = 20.0          # DC block / infrasonic high-pass
+EDGE_S = 0.025        # filtered signals lose this much at each end (at most 1/8 of the length)
+HP_ORDER = 4
+SILENT_DB = -70.0     # frames quieter than this (mean square, dBFS) are left out of summaries,
+REL_GATE_DB = -30.0   # and so are frames this far below the power mean of the others
+POWER_EPS = 1e-12     # -120 dB
+BARK_EPS = 1e-10      # band power floor: -100 dB
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Frame sizes (seconds) for frame-wise dynamics/stereo features, and the Bark STFT."""
+
+    frame_s: float = 0.4
+    hop_s: float = 0.2
+    bark_fft_s: float = 0.085  # rounded to a power of two in samples (2048 at 24 kHz)
+    highpass_hz: float = HP_HZ
+
+
+def _hp_magnitude(f: torch.Tensor, cutoff: float, order: int = HP_ORDER) -> torch.Tensor:
+    r = (f / cutoff).pow(order)
+    return r / torch.sqrt(1 + r * r)
+
+
+def prepare(x: torch.Tensor, sample_rate: float, highpass_hz: float = HP_HZ) -> tuple[torch.Tensor, torch.Tensor]:
+    """DC-block and high-pass ``x (..., samples)``; returns ``(x_hp, x_weighted)``.
+
+    ``x_hp`` has its mean removed and is high-passed at ``highpass_hz`` (zero phase,
+    24 dB/octave, -3 dB at the cut-off; -48 dB at a quarter of it). ``x_weighted`` is
+    ``x_hp`` also through the magnitude of the K-weighting (BS.1770: RLB high-pass at 38 Hz
+    and +4 dB shelf above ~2 kHz, zero phase), used for RMS. The ends are reflected before
+    filtering so that nothing wraps around, and the first and last 25 ms (at most an
+    eighth of the signal each), where the filters settle, are dropped: both outputs are
+    ``(..., samples - 2 * edge)``."""
+    n = x.shape[-1]
+    x = x - x.mean(-1, keepdim=True)
+    pad = min(n - 1, int(0.25 * sample_rate))
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, 1, n)
+    if pad > 0:
+        # even reflection keeps the level continuous at the ends (an odd one would shift
+        # the pad's mean by twice the end sample, a step the high-pass then spreads)
+        flat = torch.nn.functional.pad(flat, (pad, pad), mode="reflect")
+    m = flat.shape[-1]
+    n_fft = next_fast_len(m, real=True)
+    spec = torch.fft.rfft(flat, n_fft)
+    f = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate, dtype=torch.float64, device=x.device)
+    h_hp = _hp_magnitude(f.clamp_min(1e-9), highpass_hz)
+    h_w = h_hp * torch.from_numpy(np.abs(k_weighting_response(sample_rate, n_fft))).to(f)
+    # the reflection's slope kink makes the low filters ring for ~20 ms: drop the ends
+    edge = min(int(EDGE_S * sample_rate), n // 8)
+    keep = slice(pad + edge, pad + n - edge)
+    hp = torch.fft.irfft(spec * h_hp.to(x.dtype), n_fft)[..., keep]
+    w = torch.fft.irfft(spec * h_w.to(x.dtype), n_fft)[..., keep]
+    k = hp.shape[-1]
+    return hp.reshape(*lead, k), w.reshape(*lead, k)
+
+
+def _check(x: torch.Tensor) -> None:
+    if x.dim() != 3 or x.shape[1] != 2:
+        raise ValueError(f"expected stereo audio (batch, 2, samples), got {tuple(x.shape)}")
+
+
+# ----------------------------------------------------------------------------- whole-signal
+
+
+def rms_db(x: torch.Tensor, sample_rate: float, prepared: bool = False) -> torch.Tensor:
+    """RMS level of ``x (batch, 2, samples)`` over both channels, dB re full scale,
+    ``(batch,)``. Measured after the 20 Hz high-pass and K-weighting (unless
+    ``prepared``: then ``x`` is used as given)."""
+    _check(x)
+    w = x if prepared else prepare(x, sample_rate)[1]
+    return 10 * torch.log10(w.square().mean(dim=(-2, -1)) + POWER_EPS)
+
+
+def crest_db(x: torch.Tensor, sample_rate: float, prepared: bool = False) -> torch.Tensor:
+    """Crest factor (peak of either channel over the RMS of both) in dB, ``(batch,)``, of
+    the waveform after the 20 Hz high-pass (not K-weighted: a waveform property).
+    A sine gives 3.01 dB, a square wave 0 dB."""
+    _check(x)
+    hp = x if prepared else prepare(x, sample_rate)[0]
+    peak2 = hp.square().amax(dim=(-2, -1))
+    return 10 * torch.log10(peak2 + POWER_EPS) - 10 * torch.log10(hp.square().mean(dim=(-2, -1)) + POWER_EPS)
+
+
+def stereo_width(x: torch.Tensor, sample_rate: float, prepared: bool = False) -> torch.Tensor:
+    """E[(L-R)^2] / E[(L+R)^2] of ``x (batch, 2, samples)``, ``(batch,)``: 0 for mono,
+    1 for uncorrelated channels of equal level or one channel alone."""
+    _check(x)
+    hp = x if prepared else prepare(x, sample_rate)[0]
+    side = (hp[:, 0] - hp[:, 1]).square().mean(-1)
+    mid = (hp[:, 0] + hp[:, 1]).square().mean(-1)
+    return side / (mid + POWER_EPS)
+
+
+def stereo_imbalance(x: torch.Tensor, sample_rate: float, prepared: bool = False) -> torch.Tensor:
+    """(E[R^2] - E[L^2]) / (E[R^2] + E[L^2]), ``(batch,)``: -1 left only, 0 balanced, +1
+    right only."""
+    _check(x)
+    hp = x if prepared else prepare(x, sample_rate)[0]
+    left, right = hp[:, 0].square().mean(-1), hp[:, 1].square().mean(-1)
+    return (right - left) / (right + left + POWER_EPS)
+
+
+def bark_fft_size(sample_rate: float, seconds: float = FeatureConfig.bark_fft_s) -> int:
+    return 1 << max(6, round(math.log2(seconds * sample_rate)))
+
+
+def bark_matrix(sample_rate: float, n_fft: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n_fft // 2 + 1, 24)`` averaging matrix (each column sums to 1 over the rfft bins
+    whose centre lies in the band) and a ``(24,)`` bool mask of bands that have bins (bands
+    above Nyquist have none)."""
+    f = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate, dtype=torch.float64)
+    lo = torch.tensor(BARK_EDGES_HZ[:-1], dtype=torch.float64)
+    hi = torch.tensor(BARK_EDGES_HZ[1:], dtype=torch.float64)
+    member = ((f[:, None] >= lo) & (f[:, None] < hi) & (f[:, None] < sample_rate / 2)).to(torch.float64)
+    count = member.sum(0)
+    mat = member / count.clamp_min(1)
+    return mat.to(device=device, dtype=torch.float32), (count > 0).to(device)
+
+
+def bark_power(x_hp: torch.Tensor, sample_rate: float, n_fft: int | None = None) -> torch.Tensor:
+    """Band power of mid ``(L+R)/2`` and side ``(L-R)/2`` per STFT frame.
+
+    ``x_hp (batch, 2, samples)`` (already high-passed) -> ``(batch, 2, frames, 24)``: the mean
+    over the band's bins of ``|X|^2 / sum(window^2)`` (Hann window, hop ``n_fft/4``), so
+    white noise of variance s^2 reads s^2 in every band. Bands above Nyquist are 0."""
+    n_fft = n_fft or bark_fft_size(sample_rate)
+    b, _, n = x_hp.shape
+    ms = torch.stack([(x_hp[:, 0] + x_hp[:, 1]) / 2, (x_hp[:, 0] - x_hp[:, 1]) / 2], 1)
+    if n < n_fft:
+        ms = torch.nn.functional.pad(ms, (0, n_fft - n))
+    win = torch.hann_window(n_fft, periodic=True, dtype=x_hp.dtype, device=x_hp.device)
+    spec = torch.stft(ms.reshape(b * 2, -1), n_fft, n_fft // 4, window=win, center=False, return_complex=True)
+    power = (spec.real.square() + spec.imag.square()) / win.square().sum()  # (2b, bins, frames)
+    mat, _ = bark_matrix(sample_rate, n_fft, x_hp.device)
+    bands = power.transpose(1, 2) @ mat.to(power.dtype)  # (2b, frames, 24)
+    return bands.view(b, 2, -1, N_BARK)
+
+
+def bark_spectrum(x: torch.Tensor, sample_rate: float, prepared: bool = False) -> torch.Tensor:
+    """Long-term Bark spectrum of mid and side: ``x (batch, 2, samples)`` ->
+    ``(batch, 2, 24)``, ``0.5 ln(mean band power + 1e-10)`` in nepers (1 Np = 8.69 dB), so
+    that white noise of RMS s gives ``ln s`` in every band. Index 0 is mid, 1 side; bands
+    above Nyquist read the floor (-11.5 Np)."""
+    _check(x)
+    hp = x if prepared else prepare(x, sample_rate)[0]
+    return 0.5 * torch.log(bark_power(hp, sample_rate).mean(2) + BARK_EPS)
+
+
+# ----------------------------------------------------------------------------- frame-wise
+
+
+def frames(x: torch.Tensor, frame: int, hop: int) -> torch.Tensor:
+    """``(..., samples)`` -> ``(..., n_frames, frame)``; a signal shorter than ``frame`` is one
+    frame (its whole length); the tail after the last full frame is dropped."""
+    n = x.shape[-1]
+    frame = min(frame, n)
+    return x.unfold(-1, frame, hop)
+
+
+def frame_features(x: torch.Tensor, sample_rate: float, config: FeatureConfig = FeatureConfig()) -> dict:
+    """Frame-wise features of ``x (batch, 2, samples)``.
+
+    Returns a dict of ``(batch, frames)`` tensors ``rms``, ``crest`` (dB), ``width``,
+    ``imbalance``, plus ``power`` (mean square of the K-weighted signal per frame, for
+    gating), ``energy`` ``(batch, 4)`` (whole-signal mean squares of left, right, L-R and
+    L+R) and ``bark_power`` ``(batch, 2, stft_frames, 24)``."""
+    _check(x)
+    hp, w = prepare(x, sample_rate, config.highpass_hz)
+    frame = max(1, int(round(config.frame_s * sample_rate)))
+    hop = max(1, int(round(config.hop_s * sample_rate)))
+    fw = frames(w, frame, hop)  # (B, 2, F, L)
+    fh = frames(hp, frame, hop)
+    power = fw.square().mean(dim=(1, 3))
+    power_hp = fh.square().mean(dim=(1, 3))
+    peak2 = fh.square().amax(dim=(1, 3))
+    left = fh[:, 0].square().mean(-1)
+    right = fh[:, 1].square().mean(-1)
+    side = (fh[:, 0] - fh[:, 1]).square().mean(-1)
+    mid = (fh[:, 0] + fh[:, 1]).square().mean(-1)
+    return {
+        "rms": 10 * torch.log10(power + POWER_EPS),
+        "crest": 10 * torch.log10(peak2 + POWER_EPS) - 10 * torch.log10(power_hp + POWER_EPS),
+        "width": side / (mid + POWER_EPS),
+        "imbalance": (right - left) / (right + left + POWER_EPS),
+        "power": power,
+        # whole-signal mean squares (B, 4): left, right, side (L-R), mid (L+R)
+        "energy": torch.stack([hp[:, 0].square().mean(-1), hp[:, 1].square().mean(-1),
+                               (hp[:, 0] - hp[:, 1]).square().mean(-1), (hp[:, 0] + hp[:, 1]).square().mean(-1)], -1),
+        "bark_power": bark_power(hp, sample_rate, bark_fft_size(sample_rate, config.bark_fft_s)),
+    }
+
+
+def summarize(ff: dict, pool: bool = False) -> dict:
+    """Whole-signal style features from :func:`frame_features` output.
+
+    ``rms`` and ``crest`` are the mean over frames louder than -70 dBFS and no more than
+    30 dB below the power mean of those (all frames if none is); ``width`` and
+    ``imbalance`` are energy ratios over the whole signal, ``bark`` the long-term spectrum.
+    Shapes ``(batch,)`` and ``(batch, 2, 24)``, or ``(1,)`` and ``(1, 2, 24)`` with ``pool``
+    (all batch items are excerpts of one song, of equal length)."""
+    def p(t: torch.Tensor) -> torch.Tensor:  # (B, F, ...) -> (1, B*F, ...)
+        return t.reshape(1, -1, *t.shape[2:]) if pool else t
+
+    power = p(ff["power"])
+    with torch.no_grad():
+        level = 10 * torch.log10(power + POWER_EPS)
+        loud = (level > SILENT_DB).to(power.dtype)
+        mean_loud = (power * loud).sum(-1, keepdim=True) / loud.sum(-1, keepdim=True).clamp_min(1)
+        loud = loud * (level > 10 * torch.log10(mean_loud + POWER_EPS) + REL_GATE_DB).to(power.dtype)
+        none = loud.sum(-1, keepdim=True) == 0
+        weight = torch.where(none, torch.ones_like(loud), loud)
+        weight = weight / weight.sum(-1, keepdim=True)
+    energy = ff["energy"].sum(0, keepdim=True) if pool else ff["energy"]
+    left, right, side, mid = energy.unbind(-1)
+    bp = ff["bark_power"]  # (B, 2, F, 24)
+    if pool:
+        bp = bp.transpose(0, 1).reshape(1, 2, -1, N_BARK)
+    return {
+        "rms": (p(ff["rms"]) * weight).sum(-1),
+        "crest": (p(ff["crest"]) * weight).sum(-1),
+        "width": side / (mid + POWER_EPS),
+        "imbalance": (right - left) / (right + left + POWER_EPS),
+        "bark": 0.5 * torch.log(bp.mean(2) + BARK_EPS),
+    }
+
+
+def style_features(
+    x: torch.Tensor, sample_rate: float, pool: bool = False, config: FeatureConfig = FeatureConfig()
+) -> dict:
+    """The AF-loss features of ``x (batch, 2, samples)``: dict ``rms``, ``crest``, ``width``,
+    ``imbalance`` ``(batch,)`` and ``bark`` ``(batch, 2, 24)`` (see :func:`summarize`;
+    ``pool=True`` summarises all batch items as excerpts of one song, shapes with batch 1)."""
+    return summarize(frame_features(x, sample_rate, config), pool=pool)
+
+
+def to_python(feats: dict) -> dict:
+    """Features of one signal (batch 1) as plain floats / lists, for JSON and tables."""
+    out = {}
+    for k in FEATURES:
+        v = feats[k].detach().cpu().double()[0]
+        out[k] = v.tolist() if v.dim() else float(v)
+    return out

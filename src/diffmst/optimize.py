@@ -1,0 +1,736 @@
+"""Mixing without a network: optimise one song's console settings against a reference.
+
+:func:`optimize` loudness-normalises the tracks and the reference, starts from the
+**equal-loudness** settings (every source at the same loudness, centred, flat EQ, no
+compression; :func:`equal_loudness_settings`, also the baseline every method must beat)
+and runs Adam on the console settings in normalised parameter space (each parameter in
+[0, 1] of its range in :mod:`diffmst.console.params`, projected back after every step)
+against the AF loss (:class:`diffmst.losses.AFLoss`) plus a weak prior towards the
+starting settings. The console runs on several windows across the song at an analysis
+rate (default 24 kHz; the console is sample-rate agnostic), batched; the reference's
+features are taken from the whole reference once. The whole song is then rendered at the
+tracks' own rate with :func:`diffmst.console.render`, brought to -16 LUFS (or lower, so
+that no peak exceeds -1 dBFS) with the master gain, so the saved settings re-render
+exactly the same mix.
+
+Arrays are numpy float32 ``(channels, samples)`` (tracks ``(tracks, samples)``), as in
+:mod:`diffmst.audio`; torch is imported on first use, so ``import diffmst`` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import DiffmstError
+
+Notify = Callable[[str], None]
+Progress = Callable[[int, int, float], None]
+
+TARGET_LUFS = -16.0
+PEAK_DBFS = -1.0
+ANALYSIS_SR = 24000
+PREROLL_S = 0.25      # console warm-up before each window (compressor state), not measured
+PAN_CENTRE_DB = 10 * math.log10(2 * 10 ** (-4.5 / 10))  # a centred mono source: -1.49 dB
+
+
+@dataclass
+class Options:
+    """Optimisation settings (defaults: a 3-minute 8-track song in about a minute on 2 cores)."""
+
+    steps: int = 100
+    lr: float = 0.03
+    analysis_sr: int = ANALYSIS_SR
+    windows: int = 4
+    window_s: float = 2.5
+    prior: float = 0.02
+    weights: dict | None = None
+    target_lufs: float = TARGET_LUFS
+    peak_dbfs: float = PEAK_DBFS
+    seed: int = 0
+    device: str = "cpu"
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def as_tracks(tracks, sample_rate: int | None = None, names: Sequence[str] | None = None, notify: Notify = _quiet):
+    """Tracks from a folder / files (see :func:`diffmst.audio.load_tracks`), a
+    :class:`~diffmst.audio.Tracks`, or an array ``(tracks, samples)`` with ``sample_rate``."""
+    from .audio import Tracks, load_tracks
+
+    if isinstance(tracks, Tracks):
+        return tracks
+    if isinstance(tracks, (str, os.PathLike)):
+        return load_tracks([tracks], notify=notify)
+    if isinstance(tracks, (list, tuple)) and tracks and all(isinstance(t, (str, os.PathLike)) for t in tracks):
+        return load_tracks(list(tracks), notify=notify)
+    audio = np.asarray(tracks.detach().cpu() if hasattr(tracks, "detach") else tracks, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    if audio.ndim != 2 or audio.shape[1] == 0:
+        raise DiffmstError(f"tracks: expected an array (tracks, samples), got shape {audio.shape}")
+    if sample_rate is None:
+        raise DiffmstError("tracks: an array of tracks needs sample_rate")
+    if not np.isfinite(audio).all():
+        raise DiffmstError("tracks: contain NaN or infinite samples")
+    names = list(names) if names is not None else [f"track{i + 1}" for i in range(audio.shape[0])]
+    if len(names) != audio.shape[0]:
+        raise DiffmstError(f"tracks: {len(names)} names for {audio.shape[0]} tracks")
+    return Tracks(names, np.ascontiguousarray(audio), int(sample_rate), [])
+
+
+def load_reference(reference, sample_rate: int | None = None, notify: Notify = _quiet,
+                   min_seconds: float = 0.0) -> tuple[np.ndarray, int, str]:
+    """The reference as stereo ``(2, samples)`` float32, its rate and a label for messages.
+
+    A mono reference is used as dual mono (with a notice). Raises :class:`DiffmstError`
+    for a silent reference or one shorter than ``min_seconds``."""
+    from .audio import read_audio
+
+    if isinstance(reference, (str, os.PathLike)):
+        label = str(reference)
+        if not Path(reference).exists():
+            raise DiffmstError(f"{label}: no such file")
+        if Path(reference).is_dir():
+            raise DiffmstError(f"{label}: is a folder; the reference must be one audio file (a finished mix)")
+        audio, sr = read_audio(reference)
+    else:
+        label = "reference"
+        audio = np.asarray(reference.detach().cpu() if hasattr(reference, "detach") else reference, dtype=np.float32)
+        if audio.ndim == 1:
+            audio = audio[None]
+        if audio.ndim != 2 or audio.shape[0] > 2 or audio.shape[1] == 0:
+            raise DiffmstError(f"reference: expected an array (channels <= 2, samples), got shape {audio.shape}")
+        if sample_rate is None:
+            raise DiffmstError("reference: an array needs reference_sr")
+        if not np.isfinite(audio).all():
+            raise DiffmstError("reference: contains NaN or infinite samples")
+        sr = int(sample_rate)
+    if audio.shape[0] == 1:
+        notify(f"{label}: reference is mono; it is used as dual mono (stereo width 0)")
+        audio = np.concatenate([audio, audio])
+    seconds = audio.shape[1] / sr
+    if seconds < min_seconds:
+        raise DiffmstError(f"{label}: reference is only {seconds:.2f} s long; at least {min_seconds:.2f} s "
+                           "(one analysis window) is needed")
+    from .loudness import loudness_np
+
+    if not math.isfinite(loudness_np(audio, sr)):
+        raise DiffmstError(f"{label}: reference is silent (below -70 LUFS); nothing to match")
+    return np.ascontiguousarray(audio, dtype=np.float32), sr, label
+
+
+# ----------------------------------------------------------------------------- equal loudness
+
+
+def source_groups(names: Sequence[str]) -> list[list[int]]:
+    """Track indices grouped by source: a stereo file's ``name.L``/``name.R`` together."""
+    groups: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):
+        if n.endswith((".L", ".R")):
+            base = n[:-2]
+            partner = base + (".R" if n.endswith(".L") else ".L")
+            if partner in names:
+                if base in seen:
+                    groups[seen[base]].append(i)
+                else:
+                    seen[base] = len(groups)
+                    groups.append([i])
+                continue
+        groups.append([i])
+    return groups
+
+
+def _linear_mix(audio: np.ndarray, settings) -> np.ndarray:
+    """Mix of a console with flat EQ and no compression: gains and pans only, ``(2, samples)``
+    (identical to rendering such settings, much faster)."""
+    import torch
+
+    from .console.params import MASTER_INDEX, TRACK_INDEX
+    from .console.strip import pan_gains
+
+    tp = settings.track_params.double()
+    g = 10 ** (tp[:, TRACK_INDEX["gain_db"]] / 20)
+    lr = pan_gains(tp[:, TRACK_INDEX["pan"]]) * g[:, None]  # (tracks, 2)
+    lr = lr * 10 ** (float(settings.master_params[MASTER_INDEX["gain_db"]]) / 20)
+    return (lr.T.numpy().astype(np.float32) @ audio).astype(np.float32)
+
+
+def equal_loudness_settings(tracks, target_lufs: float = TARGET_LUFS, peak_dbfs: float = PEAK_DBFS,
+                            notify: Notify = _quiet, sample_rate: int | None = None,
+                            names: Sequence[str] | None = None):
+    """The equal-loudness baseline: every source (a mono track, or a stereo file's L/R pair)
+    brought to the same loudness, mono tracks centred and stereo pairs hard left/right,
+    flat EQ, no compression; the master gain sets the mix to ``target_lufs`` (lower if a
+    peak would exceed ``peak_dbfs``). Silent tracks keep 0 dB. Returns a
+    :class:`~diffmst.console.Settings` for the tracks' names. ``tracks`` as for
+    :func:`optimize` (an array needs ``sample_rate``; ``names`` ending ``.L``/``.R`` pair up)."""
+    return _equal_loudness(as_tracks(tracks, sample_rate, names, notify), target_lufs, peak_dbfs, notify)[0]
+
+
+def _equal_loudness(tracks, target_lufs: float, peak_dbfs: float, notify: Notify,
+                    level_notify: Notify | None = None):
+    """``(settings, levels_db (tracks,))``: see :func:`equal_loudness_settings`; the notice
+    about the mix level goes to ``level_notify`` (default ``notify``)."""
+    from .console import Settings
+    from .console.params import TRACK_INDEX, TRACK_PARAMS
+    from .loudness import loudness_np
+
+    settings = Settings.default(tracks.names)
+    groups = source_groups(tracks.names)
+    loud = [loudness_np(tracks.audio[idx], tracks.sample_rate) for idx in groups]
+    active = [i for i, v in enumerate(loud) if math.isfinite(v)]
+    if not active:
+        raise DiffmstError(f"{_where(tracks)}: all tracks are silent (below -70 LUFS)")
+    silent = [tracks.names[groups[i][0]].rsplit(".", 1)[0] if len(groups[i]) == 2 else tracks.names[groups[i][0]]
+              for i in range(len(groups)) if i not in active]
+    if silent:
+        notify(f"silent track(s) left at 0 dB: {', '.join(silent)}")
+    share = target_lufs - 10 * math.log10(len(active))  # each source's part of the mix
+    gspec = TRACK_PARAMS[TRACK_INDEX["gain_db"]]
+    clamped = []
+    for gi in active:
+        idx = groups[gi]
+        want = share - loud[gi] - (PAN_CENTRE_DB if len(idx) == 1 else 0.0)
+        gain = min(max(want, gspec.min), gspec.max)
+        if abs(gain - want) > 0.05:
+            clamped.append(f"{tracks.names[idx[0]]} ({want:+.1f} dB)")
+        settings.track_params[idx, TRACK_INDEX["gain_db"]] = gain
+    if clamped:
+        notify(f"track gain outside [{gspec.min:g}, {gspec.max:g}] dB, clamped: {', '.join(clamped)}")
+    mix = _linear_mix(tracks.audio, settings)
+    _set_master_level(settings, mix, tracks.sample_rate, target_lufs, peak_dbfs,
+                      notify if level_notify is None else level_notify)
+    # each track's level after its gain (a stereo pair's channel: 3 dB below the pair)
+    levels = np.full(len(tracks.names), -60.0)
+    for gi, idx in enumerate(groups):
+        if math.isfinite(loud[gi]):
+            for i in idx:
+                levels[i] = loud[gi] + float(settings.track_params[i, TRACK_INDEX["gain_db"]]) - (
+                    3.0103 if len(idx) == 2 else 0.0)
+    return settings, levels
+
+
+def _where(tracks) -> str:
+    files = getattr(tracks, "files", None)
+    if files:
+        return str(files[0].parent) if len({f.parent for f in files}) == 1 else f"{files[0]} ..."
+    return "tracks"
+
+
+def _set_master_level(settings, mix: np.ndarray, sr: int, target_lufs: float, peak_dbfs: float,
+                      notify: Notify) -> float:
+    """Adjust the master gain (in place) so ``mix`` (rendered with ``settings``) reads
+    ``target_lufs``, or less so that its peak stays at ``peak_dbfs``; returns the change in
+    dB (apply it to ``mix`` as ``mix * 10 ** (change / 20)``)."""
+    from .console.params import MASTER_INDEX, MASTER_PARAMS
+    from .loudness import loudness_np
+
+    loud = loudness_np(mix, sr)
+    peak = float(np.abs(mix).max())
+    if not math.isfinite(loud) or peak <= 0:
+        return 0.0
+    change = target_lufs - loud
+    peak_db = 20 * math.log10(peak)
+    if peak_db + change > peak_dbfs:
+        change = peak_dbfs - peak_db
+        notify(f"mix set to {loud + change:.1f} LUFS (not {target_lufs:g}) to keep peaks at {peak_dbfs:g} dBFS")
+    spec = MASTER_PARAMS[MASTER_INDEX["gain_db"]]
+    old = float(settings.master_params[MASTER_INDEX["gain_db"]])
+    new = min(max(old + change, spec.min), spec.max)
+    if abs(new - (old + change)) > 0.01:
+        notify(f"master gain clamped to {new:+.1f} dB (range {spec.min:g} .. {spec.max:g} dB)")
+    settings.master_params[MASTER_INDEX["gain_db"]] = new
+    return new - old
+
+
+def equal_loudness_mix(tracks, target_lufs: float = TARGET_LUFS, peak_dbfs: float = PEAK_DBFS,
+                       notify: Notify = _quiet, sample_rate: int | None = None,
+                       names: Sequence[str] | None = None):
+    """The equal-loudness baseline mix: ``(mix (2, samples) float32, settings)`` at the
+    tracks' sample rate (``settings`` renders the same mix with ``diffmst render``)."""
+    tracks = as_tracks(tracks, sample_rate, names, notify)
+    settings = equal_loudness_settings(tracks, target_lufs, peak_dbfs, notify)
+    return _linear_mix(tracks.audio, settings), settings
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+def window_starts(n: int, length: int, count: int, rng: np.random.Generator | None = None) -> list[int]:
+    """Start samples of ``count`` windows of ``length`` spread evenly over ``n`` samples
+    (centres at (k + 1/2) / count of the song, jittered by up to a quarter spacing with
+    ``rng``); fewer when the song is short, one when it is shorter than ``length``."""
+    if n <= length:
+        return [0]
+    count = max(1, min(count, n // max(1, length // 2)))
+    spacing = n / count
+    starts = []
+    for k in range(count):
+        centre = (k + 0.5) * spacing
+        if rng is not None:
+            centre += rng.uniform(-0.25, 0.25) * spacing
+        starts.append(int(min(max(centre - length / 2, 0), n - length)))
+    return sorted(set(starts))
+
+
+def _analysis_windows(tracks, opts: Options, notify: Notify):
+    """``(windows (K, tracks, 1, samples) float32 at analysis rate, preroll samples, starts (s))``."""
+    import soxr
+    import torch
+
+    sr = tracks.sample_rate
+    pre = int(PREROLL_S * sr)
+    length = int(round(opts.window_s * sr)) + pre
+    n = tracks.audio.shape[1]
+    if n < length:
+        notify(f"song is {n / sr:.1f} s, shorter than one analysis window ({length / sr:.1f} s): "
+               "optimising on the whole song")
+    starts = window_starts(n, length, opts.windows, np.random.default_rng(opts.seed))
+    length = min(length, n)
+    wins = []
+    for s in starts:
+        seg = tracks.audio[:, s : s + length]
+        if sr != opts.analysis_sr:
+            seg = soxr.resample(seg.T, sr, opts.analysis_sr, quality="HQ").T
+        wins.append(np.ascontiguousarray(seg, dtype=np.float32))
+    m = min(w.shape[1] for w in wins)
+    x = torch.from_numpy(np.stack([w[:, :m] for w in wins]))[:, :, None]
+    pre_a = int(PREROLL_S * opts.analysis_sr) if length > pre else 0
+    return x, pre_a, [s / sr for s in starts]
+
+
+def _reference_at(ref: np.ndarray, sr: int, opts: Options) -> np.ndarray:
+    """The reference at the analysis rate, at ``target_lufs`` measured at that rate (as the
+    mix windows are: content above the analysis band must not shift either level)."""
+    import soxr
+
+    from .loudness import normalize_np
+
+    if sr != opts.analysis_sr:
+        ref = soxr.resample(ref.T, sr, opts.analysis_sr, quality="HQ").T
+    ref, _ = normalize_np(np.ascontiguousarray(ref, dtype=np.float32), opts.analysis_sr, opts.target_lufs)
+    return np.ascontiguousarray(ref, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+
+def _bounds(u0, specs, analysis_sr: float):
+    """Per-parameter [lo, hi] in normalised units: [0, 1], except EQ frequencies limited
+    below 0.45 x the analysis rate (what the analysis cannot hear it must not move), and
+    EQ bands wholly above that frozen at their start value."""
+    import torch
+
+    from .console.params import EQ_BANDS
+
+    lo = torch.zeros_like(u0)
+    hi = torch.ones_like(u0)
+    index = {p.name: i for i, p in enumerate(specs)}
+    limit = 0.45 * analysis_sr
+    for key, _kind, fmin, fmax, _fdef in EQ_BANDS:
+        fi = index[f"eq.{key}.freq_hz"]
+        if fmin >= limit:
+            for name in ("gain_db", "freq_hz", "q"):
+                i = index[f"eq.{key}.{name}"]
+                lo[..., i] = u0[..., i]
+                hi[..., i] = u0[..., i]
+        elif fmax > limit:
+            hi[..., fi] = specs[fi].normalize(limit)
+    return lo, hi
+
+
+def _start(settings, levels_db: np.ndarray, target_lufs: float):
+    """Optimiser start: the equal-loudness settings, with each compressor's threshold at
+    the level of its input (ratio 1, so the sound is unchanged) so that compression can
+    start to act as soon as the ratio moves."""
+    from .console import Settings
+    from .console.params import MASTER_INDEX, TRACK_INDEX
+
+    s = Settings(list(settings.track_names), settings.track_params.clone(), settings.master_params.clone())
+    thr = np.clip(levels_db, -60.0, 0.0)
+    s.track_params[:, TRACK_INDEX["compressor.threshold_db"]] = torch_tensor(thr)
+    s.master_params[MASTER_INDEX["compressor.threshold_db"]] = float(np.clip(target_lufs, -60.0, 0.0))
+    return s
+
+
+def torch_tensor(a):
+    import torch
+
+    return torch.as_tensor(np.asarray(a, dtype=np.float32))
+
+
+@dataclass
+class OptimizeResult:
+    """What :func:`optimize` returns; :meth:`save` writes it as the CLI does."""
+
+    settings: Any                 # diffmst.console.Settings, optimised
+    baseline: Any                 # equal-loudness Settings
+    mix: np.ndarray               # (2, samples) float32 at sample_rate
+    sample_rate: int
+    history: list[dict]           # per step: t (s since start), loss (AF + prior), af, prior, terms
+    features: dict                # reference / equal_loudness / optimized -> feature dict (floats)
+    af: dict                      # equal_loudness / optimized -> {"total", per-feature terms}
+    windows_s: list[float]        # window start times in the song
+    timings: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    reference_label: str = "reference"
+
+    def report(self) -> dict:
+        return {
+            "format": "diffmst-optimize-report", "version": 1,
+            "reference": self.reference_label,
+            "options": self.options,
+            "windows_s": [round(w, 3) for w in self.windows_s],
+            "af_loss": self.af,
+            "features": self.features,
+            "history": self.history,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "output": {"sample_rate": self.sample_rate, "lufs": _lufs(self.mix, self.sample_rate),
+                       "peak_dbfs": _peak_db(self.mix)},
+        }
+
+    def save(self, outdir: str | os.PathLike, overwrite: bool = False, bit_depth: str = "24",
+             plot: bool = True, notify: Notify = _quiet) -> dict[str, Path]:
+        """Write ``mix.wav``, ``settings.json``, ``report.json`` and ``report.png`` into
+        ``outdir`` (created; existing files are kept unless ``overwrite``)."""
+        from .audio import check_output, write_audio
+
+        out = Path(outdir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"mix": out / "mix.wav", "settings": out / "settings.json", "report": out / "report.json"}
+        if plot:
+            paths["plot"] = out / "report.png"
+        for p in paths.values():
+            check_output(p, overwrite)
+        write_audio(paths["mix"], self.mix, self.sample_rate, bit_depth, overwrite, notify=notify)
+        self.settings.save(paths["settings"], overwrite=overwrite)
+        _write_text(paths["report"], json.dumps(self.report(), indent=1) + "\n")
+        if plot:
+            from .report import plot_optimize_report
+
+            plot_optimize_report(self.report(), paths["plot"])
+        return paths
+
+
+def _write_text(path: Path, text: str) -> None:
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _lufs(x: np.ndarray, sr: int) -> float:
+    from .loudness import loudness_np
+
+    v = loudness_np(x, sr)
+    return round(v, 2) if math.isfinite(v) else None
+
+
+def _peak_db(x: np.ndarray) -> float:
+    p = float(np.abs(x).max()) if x.size else 0.0
+    return round(20 * math.log10(p), 2) if p > 0 else None
+
+
+def _terms_dict(total, terms) -> dict:
+    d = {"total": float(total)}
+    d.update({k: float(v) for k, v in terms.items()})
+    return d
+
+
+def optimize(
+    tracks,
+    reference,
+    *,
+    steps: int = Options.steps,
+    lr: float = Options.lr,
+    analysis_sr: int = Options.analysis_sr,
+    windows: int = Options.windows,
+    window_s: float = Options.window_s,
+    prior: float = Options.prior,
+    weights: dict | None = None,
+    target_lufs: float = Options.target_lufs,
+    peak_dbfs: float = Options.peak_dbfs,
+    seed: int = Options.seed,
+    device: str = Options.device,
+    sample_rate: int | None = None,
+    reference_sr: int | None = None,
+    track_names: Sequence[str] | None = None,
+    notify: Notify = _quiet,
+    progress: Progress | None = None,
+    render: bool = True,
+    console_fn: Callable | None = None,
+) -> OptimizeResult:
+    """Optimise the console settings of one song so its mix matches ``reference``'s style.
+
+    Args:
+        tracks: folder or audio files, a :class:`~diffmst.audio.Tracks`, or an array
+            ``(tracks, samples)`` with ``sample_rate`` (and optional ``track_names``).
+        reference: an audio file (a finished mix), or an array ``(channels, samples)``
+            with ``reference_sr``. Mono is used as dual mono.
+        steps, lr: Adam steps and learning rate (normalised units, cosine-decayed to lr/10).
+        analysis_sr, windows, window_s: the console runs on ``windows`` windows of
+            ``window_s`` seconds spread over the song, at ``analysis_sr`` Hz.
+        prior: weight of the squared distance (normalised units) to the start settings.
+        weights: AF-loss weights (default: the paper's).
+        target_lufs, peak_dbfs: output level of the rendered mix (master gain).
+        seed: window placement jitter and torch's seed.
+        device: torch device for the optimisation ("cpu", "cuda", ...).
+        notify: called with notices for the user. progress: ``progress(step, steps, loss)``.
+        render: render the whole song (else ``mix`` is empty and only settings are made).
+        console_fn: the differentiable console used for the optimisation, called as
+            ``console_fn(tracks (K, T, 1, n), track_params (K, T, 26), master_params (K, 25),
+            sample_rate) -> mix (K, 2, n)`` (default: :func:`diffmst.console.console`; the
+            benchmarks swap in dasp-pytorch's). The final render is always diffmst's.
+    Returns:
+        :class:`OptimizeResult` (settings, mix at the tracks' rate, report data).
+    """
+    import torch
+
+    from .console import MASTER_PARAMS, TRACK_PARAMS, Settings, console, denormalize, normalize
+    from .console import render as render_song
+    from .features import to_python
+    from .losses import AFLoss
+    from .loudness import loudness_normalize
+
+    opts = Options(steps=steps, lr=lr, analysis_sr=analysis_sr, windows=windows, window_s=window_s,
+                   prior=prior, weights=weights, target_lufs=target_lufs, peak_dbfs=peak_dbfs,
+                   seed=seed, device=device)
+    if steps < 0:
+        raise DiffmstError(f"steps must be >= 0, got {steps}")
+    if windows < 1 or window_s <= 0:
+        raise DiffmstError("windows must be >= 1 and window_s > 0")
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    torch.manual_seed(seed)
+    dev = torch.device(device)
+
+    song = as_tracks(tracks, sample_rate, track_names, notify)
+    ref, ref_sr, ref_label = load_reference(reference, reference_sr, notify, min_seconds=window_s)
+    if ref_sr != song.sample_rate:
+        notify(f"{ref_label}: reference is at {ref_sr} Hz, tracks at {song.sample_rate} Hz; "
+               f"both are analysed at {analysis_sr} Hz and the mix keeps {song.sample_rate} Hz")
+    baseline, levels = _equal_loudness(song, target_lufs, peak_dbfs, notify, level_notify=_quiet)
+
+    # inputs at the analysis rate
+    x, pre, starts = _analysis_windows(song, opts, notify)
+    x = x.to(dev)
+    ref_a = torch.from_numpy(_reference_at(ref, ref_sr, opts))[None].to(dev)
+    timings["prepare"] = time.perf_counter() - t0
+
+    af = AFLoss(analysis_sr, weights=weights, pool=True)
+    with torch.no_grad():
+        ref_feats = af.features(ref_a)
+        ref_feats = {k: v.detach() for k, v in ref_feats.items()}
+
+    k = x.shape[0]
+
+    def run_console(xx, tp, mp, sr):
+        return console(xx, tp, mp, sr)[0]
+
+    mixer = console_fn or run_console
+
+    def mix_features(tp, mp):
+        mix = mixer(x, tp.expand(k, -1, -1), mp.expand(k, -1), analysis_sr)
+        mix = mix[..., pre:]
+        mix_n, _ = loudness_normalize(mix, analysis_sr, target_lufs, pool=True)
+        return af.features(mix_n)
+
+    # start: equal loudness (thresholds at each input's level, ratio 1: same sound)
+    start = _start(baseline, levels, target_lufs)
+    u0_t = normalize(start.track_params.double(), TRACK_PARAMS).clamp(0, 1).float().to(dev)
+    u0_m = normalize(start.master_params.double(), MASTER_PARAMS).clamp(0, 1).float().to(dev)
+    lo_t, hi_t = _bounds(u0_t, TRACK_PARAMS, analysis_sr)
+    lo_m, hi_m = _bounds(u0_m, MASTER_PARAMS, analysis_sr)
+    u_t = u0_t.clone().requires_grad_(True)
+    u_m = u0_m.clone().requires_grad_(True)
+    opt = torch.optim.Adam([u_t, u_m], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=lr / 10)
+
+    def real(ut, um):
+        return denormalize(ut[None], TRACK_PARAMS), denormalize(um[None], MASTER_PARAMS)
+
+    with torch.no_grad():
+        tp_b = baseline.track_params[None].to(dev)
+        mp_b = baseline.master_params[None].to(dev)
+        base_feats = mix_features(tp_b, mp_b)
+        base_total, base_terms = af(base_feats, ref_feats)
+
+    history: list[dict] = []
+    best = (float(base_total), u0_t.detach().clone(), u0_m.detach().clone())
+    t_opt = time.perf_counter()
+    for step in range(steps):
+        opt.zero_grad(set_to_none=True)
+        tp, mp = real(u_t, u_m)
+        total, terms = af(mix_features(tp, mp), ref_feats)
+        reg = prior * (((u_t - u0_t) ** 2).mean() + ((u_m - u0_m) ** 2).mean())
+        loss = total + reg
+        if not torch.isfinite(loss):
+            notify(f"loss became non-finite at step {step}; keeping the best settings so far")
+            break
+        loss.backward()
+        af_value = float(total.detach())
+        if af_value < best[0]:
+            best = (af_value, u_t.detach().clone(), u_m.detach().clone())
+        history.append({"step": step, "t": round(time.perf_counter() - t_opt, 3),
+                        "loss": round(float(loss.detach()), 6), "af": round(af_value, 6),
+                        "prior": round(float(reg.detach()), 6),
+                        **{key: round(float(v.detach()), 6) for key, v in terms.items()}})
+        for u in (u_t, u_m):
+            if u.grad is not None:
+                torch.nan_to_num_(u.grad, nan=0.0, posinf=0.0, neginf=0.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            u_t.copy_(torch.maximum(torch.minimum(u_t, hi_t), lo_t))
+            u_m.copy_(torch.maximum(torch.minimum(u_m, hi_m), lo_m))
+        if progress is not None:
+            progress(step + 1, steps, af_value)
+    timings["optimize"] = time.perf_counter() - t_opt
+
+    with torch.no_grad():  # the last update has not been measured yet
+        tp, mp = real(u_t, u_m)
+        last_total, _ = af(mix_features(tp, mp), ref_feats)
+        if float(last_total) < best[0]:
+            best = (float(last_total), u_t.detach().clone(), u_m.detach().clone())
+        tp, mp = real(best[1], best[2])
+        opt_feats = mix_features(tp, mp)
+        opt_total, opt_terms = af(opt_feats, ref_feats)
+    settings = Settings(list(song.names), tp[0].float().cpu(), mp[0].float().cpu())
+    _clip_to_table(settings)
+
+    mix = np.zeros((2, 0), np.float32)
+    if render:
+        t_r = time.perf_counter()
+        audio = torch.from_numpy(song.audio)[None, :, None]
+        mix = render_song(audio, settings.track_params[None], settings.master_params[None], song.sample_rate)[0]
+        mix = mix.numpy()
+        change = _set_master_level(settings, mix, song.sample_rate, target_lufs, peak_dbfs, notify)
+        mix = (mix * 10 ** (change / 20)).astype(np.float32)
+        timings["render"] = time.perf_counter() - t_r
+    timings["total"] = time.perf_counter() - t0
+    return OptimizeResult(
+        settings=settings, baseline=baseline, mix=mix, sample_rate=song.sample_rate, history=history,
+        features={"reference": to_python(ref_feats), "equal_loudness": to_python(base_feats),
+                  "optimized": to_python(opt_feats)},
+        af={"equal_loudness": _terms_dict(base_total, base_terms), "optimized": _terms_dict(opt_total, opt_terms)},
+        windows_s=starts, timings=timings,
+        options={k2: v for k2, v in opts.__dict__.items()}, reference_label=ref_label,
+    )
+
+
+def _clip_to_table(settings) -> None:
+    """Round-off can leave a value a hair outside its range: clip so the file validates."""
+    import torch
+
+    from .console.params import MASTER_PARAMS, TRACK_PARAMS, table
+
+    for attr, specs in (("track_params", TRACK_PARAMS), ("master_params", MASTER_PARAMS)):
+        v = getattr(settings, attr)
+        lo, hi = table(specs, "min").to(v), table(specs, "max").to(v)
+        setattr(settings, attr, torch.maximum(torch.minimum(v, hi), lo))
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _check_outdir(out: Path, names: Sequence[str], overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise DiffmstError(f"{out}: exists and is not a folder")
+    if not out.parent.exists():
+        raise DiffmstError(f"{out.parent}: output folder does not exist")
+    if not overwrite:
+        for n in names:
+            if (out / n).exists():
+                raise DiffmstError(f"{out / n}: already exists (use --overwrite to replace it)")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise DiffmstError(f"--device {device}: not a torch device (use cpu, cuda, cuda:1, mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DiffmstError(f"--device {device}: CUDA is not available on this machine")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DiffmstError(f"--device {device}: MPS is not available on this machine")
+
+
+def run_optimize(args, notice: Notify) -> None:
+    """``diffmst optimize``: see :func:`diffmst.cli._add_optimize`."""
+    import torch
+
+    out = Path(args.output)
+    names = ["mix.wav", "settings.json", "report.json"] + ([] if args.no_plot else ["report.png"])
+    _check_outdir(out, names, args.overwrite)
+    _check_device(args.device)
+    if args.steps < 0:
+        raise DiffmstError(f"--steps must be >= 0, got {args.steps}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kwargs = dict(steps=args.steps, lr=args.lr, analysis_sr=args.analysis_sr, windows=args.windows,
+                  window_s=args.window, prior=args.prior, seed=args.seed, device=args.device)
+    if args.quiet:
+        result = optimize(args.tracks, args.reference, notify=notice, **kwargs)
+    else:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        prog = Progress(TextColumn("optimising"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("AF loss {task.fields[loss]}"), TimeRemainingColumn(),
+                        console=Console(stderr=True), transient=True)
+        task = prog.add_task("optimising", total=args.steps, loss="...")
+
+        def update(step: int, total: int, loss: float) -> None:
+            prog.update(task, completed=step, loss=f"{loss:.4f}")
+
+        with prog:
+            result = optimize(args.tracks, args.reference, notify=notice, progress=update, **kwargs)
+    out.mkdir(exist_ok=True)
+    paths = result.save(out, overwrite=args.overwrite, bit_depth=args.bit_depth, plot=not args.no_plot,
+                        notify=notice)
+    el, op = result.af["equal_loudness"], result.af["optimized"]
+    terms = ", ".join(f"{k} {el[k]:.4f} -> {op[k]:.4f}" for k in ("rms", "crest", "width", "imbalance", "bark"))
+    print(f"AF loss: {el['total']:.4f} (equal loudness) -> {op['total']:.4f} (optimised)  [{terms}]")
+    rep = result.report()["output"]
+    print(f"mix: {rep['lufs']} LUFS, peak {rep['peak_dbfs']} dBFS; "
+          f"{result.timings.get('total', 0):.1f} s ({len(result.history)} steps)")
+    for key, p in paths.items():
+        print(f"{key + ':':10s}{p}")
+
+
+def run_baseline(args, notice: Notify) -> None:
+    """``diffmst baseline``: the equal-loudness mix of TRACKS."""
+    from .audio import check_output, load_tracks, write_audio
+
+    check_output(args.output, args.overwrite)
+    if args.params:
+        check_output(args.params, args.overwrite)
+    tracks = load_tracks(args.tracks, notify=notice)
+    mix, settings = equal_loudness_mix(tracks, args.lufs, args.peak, notify=notice)
+    write_audio(args.output, mix, tracks.sample_rate, args.bit_depth, args.overwrite, notify=notice)
+    print(args.output)
+    if args.params:
+        settings.save(args.params, overwrite=args.overwrite)
+        print(args.params)

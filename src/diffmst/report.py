@@ -1,0 +1,228 @@
+"""Tables and plots of style features and optimisation runs (matplotlib, Agg backend).
+
+Feature dicts here are the plain-Python form of :func:`diffmst.features.to_python`:
+``rms``, ``crest`` (dB), ``width``, ``imbalance`` (ratios) and ``bark`` (``[[24 mid],
+[24 side]]`` in nepers; plotted in dB, 1 Np = 8.686 dB).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+NP_TO_DB = 20 / math.log(10)
+SCALARS = (("rms", "RMS", "dB"), ("crest", "crest factor", "dB"), ("width", "stereo width", ""),
+           ("imbalance", "stereo imbalance", ""))
+BAND_NAMES = ("sub", "bass", "low-mid", "mid", "high-mid", "presence", "air")
+
+
+def band_centres() -> list[float]:
+    from .features import BARK_EDGES_HZ
+
+    return [math.sqrt(a * b) for a, b in zip(BARK_EDGES_HZ[:-1], BARK_EDGES_HZ[1:])]
+
+
+def _band_summary(bark: Sequence[float]) -> dict[str, float]:
+    """Mean level (dB) of a Bark spectrum in a few broad regions, for tables."""
+    from .features import BARK_EDGES_HZ
+
+    regions = {"<100 Hz": (0, 100), "100-500": (100, 510), "0.5-2k": (510, 2000), "2-6k": (2000, 6400),
+               "6k+": (6400, 30000)}
+    out = {}
+    for name, (lo, hi) in regions.items():
+        vals = [v for v, a, b in zip(bark, BARK_EDGES_HZ[:-1], BARK_EDGES_HZ[1:]) if a >= lo and b <= hi and v > -11]
+        out[name] = NP_TO_DB * sum(vals) / len(vals) if vals else float("nan")
+    return out
+
+
+def feature_rows(features: Mapping[str, Mapping]) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)`` of a feature table, one column per signal label."""
+    labels = list(features)
+    header = ["feature"] + labels
+    rows = []
+    for key, name, unit in SCALARS:
+        fmt = "{:+.2f}" if key in ("rms", "imbalance") else "{:.2f}" if key == "crest" else "{:.3f}"
+        rows.append([f"{name}{' (' + unit + ')' if unit else ''}"] + [fmt.format(features[l][key]) for l in labels])
+    for part, idx in (("mid", 0), ("side", 1)):
+        summaries = [_band_summary(features[l]["bark"][idx]) for l in labels]
+        for region in summaries[0]:
+            rows.append([f"Bark {part} {region} (dB)"] + [f"{s[region]:+.1f}" for s in summaries])
+    return header, rows
+
+
+def print_feature_table(features: Mapping[str, Mapping], title: str = "", extra: Sequence[Sequence[str]] = ()) -> None:
+    """Print :func:`feature_rows` (plus ``extra`` rows) with rich to stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = feature_rows(features)
+    table = Table(title=title or None)
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for r in list(rows) + [list(e) for e in extra]:
+        table.add_row(*r)
+    Console().print(table)
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _feature_axes(fig, gs, features: Mapping[str, Mapping]) -> None:
+    import numpy as np
+
+    centres = band_centres()
+    colours = ["black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    for col, (idx, name) in enumerate(((0, "mid"), (1, "side"))):
+        ax = fig.add_subplot(gs[0, col])
+        for c, (label, f) in zip(colours, features.items()):
+            vals = np.array(f["bark"][idx], dtype=float) * NP_TO_DB
+            vals[vals < -11.4 * NP_TO_DB] = np.nan  # bands above Nyquist
+            ax.semilogx(centres, vals, marker=".", color=c, label=label, lw=2 if c == "black" else 1.2)
+        ax.set_title(f"Bark spectrum, {name}")
+        ax.set_xlabel("Hz")
+        ax.set_ylabel("dB")
+        ax.grid(True, which="both", alpha=0.3)
+        if col == 0:
+            ax.legend(fontsize=8)
+    labels = list(features)
+    for col, keys in enumerate((("rms", "crest"), ("width", "imbalance"))):
+        ax = fig.add_subplot(gs[1, col])
+        width = 0.8 / max(1, len(labels))
+        for i, (c, label) in enumerate(zip(colours, labels)):
+            vals = [features[label][k] for k in keys]
+            ax.bar(np.arange(len(keys)) + (i - (len(labels) - 1) / 2) * width, vals, width, color=c, label=label,
+                   alpha=0.85)
+        ax.set_xticks(range(len(keys)))
+        ax.set_xticklabels([dict((k, f"{n} ({u})" if u else n) for k, n, u in SCALARS)[k] for k in keys])
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_title("dynamics" if col == 0 else "stereo")
+        ax.grid(True, axis="y", alpha=0.3)
+
+
+def plot_features(features: Mapping[str, Mapping], path: str | os.PathLike, title: str = "") -> Path:
+    """Bark spectra (mid, side) overlaid, dynamics and stereo numbers side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(11, 7.5))
+    gs = fig.add_gridspec(2, 2, height_ratios=[1.4, 1])
+    _feature_axes(fig, gs, features)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def plot_optimize_report(report: Mapping, path: str | os.PathLike) -> Path:
+    """Plot an optimisation report (:meth:`diffmst.optimize.OptimizeResult.report`):
+    features of reference, equal-loudness mix and result, and the loss per step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    feats = report["features"]
+    named = {"reference": feats["reference"], "equal loudness": feats["equal_loudness"],
+             "optimised": feats["optimized"]}
+    fig = plt.figure(figsize=(12, 10))
+    gs = fig.add_gridspec(3, 2, height_ratios=[1.3, 1, 1])
+    _feature_axes(fig, gs, named)
+    ax = fig.add_subplot(gs[2, :])
+    hist = report.get("history") or []
+    if hist:
+        steps = [h["step"] for h in hist]
+        ax.semilogy(steps, [max(h["af"], 1e-9) for h in hist], color="black", lw=2, label="AF loss")
+        for key in ("rms", "crest", "width", "imbalance", "bark"):
+            ax.semilogy(steps, [max(h[key], 1e-9) for h in hist], lw=1, label=key)
+        base = report["af_loss"]["equal_loudness"]["total"]
+        ax.axhline(base, color="tab:orange", ls="--", lw=1, label="equal loudness")
+        ax.legend(fontsize=8, ncol=4)
+    ax.set_xlabel("step")
+    ax.set_ylabel("weighted loss")
+    ax.set_title("AF loss per step")
+    ax.grid(True, which="both", alpha=0.3)
+    el, op = report["af_loss"]["equal_loudness"]["total"], report["af_loss"]["optimized"]["total"]
+    fig.suptitle(f"{report.get('reference', '')}: AF loss {el:.4f} (equal loudness) -> {op:.4f} (optimised)")
+    fig.tight_layout()
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def run_analyze(args, notice) -> None:
+    """``diffmst analyze FILE [REFERENCE]``: style features as a table, optionally a plot."""
+    import json
+
+    import numpy as np
+    import soxr
+    import torch
+
+    from .audio import check_output, read_audio
+    from .errors import DiffmstError
+    from .features import style_features, to_python
+    from .loudness import loudness_np, normalize_np
+    from .losses import AFLoss
+
+    if args.plot:
+        check_output(args.plot, args.overwrite)
+    files = [args.file] + ([args.reference] if args.reference else [])
+    feats: dict[str, dict] = {}
+    extra: list[list[str]] = [["loudness (LUFS)"], ["peak (dBFS)"]]
+    prepared = []
+    for f in files:
+        audio, sr = read_audio(f)
+        if audio.shape[0] == 1:
+            notice(f"{f}: mono; analysed as dual mono")
+            audio = np.concatenate([audio, audio])
+        lufs = loudness_np(audio, sr)
+        if not np.isfinite(lufs):
+            raise DiffmstError(f"{f}: is silent (below -70 LUFS); no features to measure")
+        peak = float(np.abs(audio).max())
+        extra[0].append(f"{lufs:.1f}")
+        extra[1].append(f"{20 * np.log10(peak):.1f}")
+        if not args.no_normalize:
+            audio, _ = normalize_np(audio, sr, args.lufs)
+        rate = args.analysis_sr or sr
+        if rate != sr:
+            audio = soxr.resample(audio.T, sr, rate, quality="HQ").T
+        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
+        prepared.append((x, rate))
+        label = Path(f).name if Path(f).name not in feats else str(f)
+        with torch.no_grad():
+            feats[label] = to_python(style_features(x, rate))
+    rates = {r for _, r in prepared}
+    if len(rates) > 1:
+        notice(f"files analysed at their own rates ({', '.join(map(str, sorted(rates)))} Hz); "
+               "use --analysis-sr to compare at one rate")
+    af_rows = []
+    if len(prepared) == 2 and len(rates) == 1:
+        af = AFLoss(rates.pop())
+        a, b = list(feats.values())
+        total, terms = af({k: torch.tensor([v]) for k, v in a.items()}, {k: torch.tensor([v]) for k, v in b.items()})
+        af_rows = [[f"AF loss {k}", "", f"{float(v):.4f}"] for k, v in terms.items()]
+        af_rows.append(["AF loss total", "", f"{float(total):.4f}"])
+    if args.json:
+        print(json.dumps({"features": feats, "af_loss": {r[0][8:]: float(r[2]) for r in af_rows}}, indent=1))
+    else:
+        title = "style features" + ("" if args.no_normalize else f" (at {args.lufs:g} LUFS)")
+        print_feature_table(feats, title, extra + af_rows)
+    if args.plot:
+        plot_features(feats, args.plot, title=" vs ".join(feats))
+        print(args.plot)
