@@ -14,7 +14,6 @@ from diffmst.features import (
     crest_db,
     frame_features,
     FeatureConfig,
-    prepare,
     rms_db,
     stereo_imbalance,
     stereo_width,

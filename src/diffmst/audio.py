@@ -58,10 +58,10 @@ def read_audio(path: str | os.PathLike, max_channels: int = 2) -> tuple[np.ndarr
     length, more than ``max_channels`` channels and NaN/Inf samples.
     """
     path = Path(path)
+    if not path.is_file():  # soundfile reports a missing file as a vague "System error"
+        raise DiffmstError(f"{path}: no such file")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except FileNotFoundError:
-        raise DiffmstError(f"{path}: no such file") from None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise DiffmstError(f"{path}: cannot read audio ({e})") from None
     if data.shape[0] == 0:

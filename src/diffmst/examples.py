@@ -43,7 +43,7 @@ def example_song(seconds: float = 12.0, seed: int = 0, sr: int = SAMPLE_RATE) ->
     def put(track: np.ndarray, start: float, sig: np.ndarray) -> None:
         i = int(start * sr)
         if i < n:
-            m = min(len(sig), n - i)
+            m = min(sig.shape[-1], n - i)
             track[..., i : i + m] += sig[..., :m]
 
     roots = [45, 41, 48, 43]  # A F C G (MIDI)
