@@ -207,7 +207,7 @@ def part1(args) -> list[dict]:
         for r in rows:
             print(
                 f"  (batch {r['batch']}: mix RMS ours {r['rms_ours_db']:.1f} dB, dasp {r['rms_dasp_db']:.1f} dB; "
-                "they differ by design: pan law, release ballistics, tail handling)"
+                "they differ by design: release ballistics, master side chain, EQ design precision)"
             )
     return rows
 
