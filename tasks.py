@@ -30,7 +30,11 @@ PY = BIN / ("python.exe" if os.name == "nt" else "python")
 
 def run(*cmd: str | Path) -> None:
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT)
+    # torch's and numba's OpenMP threads spin while waiting; with two pytest workers on two
+    # cores that oversubscription made console calls several times slower. Passive waiting
+    # costs nothing measurable on an idle machine (docs/benchmarks.md).
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, env=env)
 
 
 def setup(extras: str = "") -> None:

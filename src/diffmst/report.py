@@ -211,15 +211,15 @@ def run_analyze(args, notice) -> None:
     if len(rates) > 1:
         notice(f"files analysed at their own rates ({', '.join(map(str, sorted(rates)))} Hz); "
                "use --analysis-sr to compare at one rate")
-    af_rows = []
+    af_rows, af_values = [], {}
     if len(prepared) == 2 and len(rates) == 1:
         af = AFLoss(rates.pop())
         a, b = list(feats.values())
         total, terms = af({k: torch.tensor([v]) for k, v in a.items()}, {k: torch.tensor([v]) for k, v in b.items()})
-        af_rows = [[f"AF loss {k}", "", f"{float(v):.4f}"] for k, v in terms.items()]
-        af_rows.append(["AF loss total", "", f"{float(total):.4f}"])
-    if args.json:
-        print(json.dumps({"features": feats, "af_loss": {r[0][8:]: float(r[2]) for r in af_rows}}, indent=1))
+        af_values = {**{k: float(v) for k, v in terms.items()}, "total": float(total)}
+        af_rows = [[f"AF loss {k}", "", f"{v:.4f}"] for k, v in af_values.items()]
+    if args.json:  # full precision: the table rounds, JSON readers should not have to
+        print(json.dumps({"features": feats, "af_loss": af_values}, indent=1))
     else:
         title = "style features" + ("" if args.no_normalize else f" (at {args.lufs:g} LUFS)")
         print_feature_table(feats, title, extra + af_rows)
