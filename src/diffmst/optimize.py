@@ -157,7 +157,6 @@ def source_groups(names: Sequence[str]) -> list[list[int]]:
 def _linear_mix(audio: np.ndarray, settings) -> np.ndarray:
     """Mix of a console with flat EQ and no compression: gains and pans only, ``(2, samples)``
     (identical to rendering such settings, much faster)."""
-    import torch
 
     from .console.params import MASTER_INDEX, TRACK_INDEX
     from .console.strip import pan_gains
@@ -427,16 +426,9 @@ class OptimizeResult:
 
 
 def _write_text(path: Path, text: str) -> None:
-    import tempfile
+    from .fileio import atomic_write_text
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
 
 
 def _lufs(x: np.ndarray, sr: int) -> float:

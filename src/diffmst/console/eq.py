@@ -535,3 +535,15 @@ def eq_iir(
     y = kernel(xs, np.ascontiguousarray(sos.numpy()), z)
     y_t = torch.from_numpy(y).reshape(x.shape).to(x.device, x.dtype)
     return y_t, torch.from_numpy(z).reshape(*lead, N_BANDS, 2)
+
+
+def apply_eq(
+    x: torch.Tensor, eq_params: torch.Tensor, sample_rate: float, method: str = "fft", state: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The EQ by ``method``: ``"fft"`` (:func:`eq_fft`, differentiable, stateless: returns
+    ``(y, None)``) or ``"iir"`` (:func:`eq_iir`, exact, carries ``state`` between blocks)."""
+    if method == "fft":
+        return eq_fft(x, eq_params, sample_rate), None
+    if method == "iir":
+        return eq_iir(x, eq_params, sample_rate, state)
+    raise ValueError(f"eq method must be 'fft' or 'iir', got {method!r}")

@@ -24,10 +24,7 @@ def master_bus(
     Returns ``(mastered (batch, 2, samples), state)``."""
     state = state or {}
     eq_params = params[:, EQ].unsqueeze(1)  # broadcast over the two channels
-    if eq_method == "fft":
-        y, eq_state = eq.eq_fft(mix, eq_params, sample_rate), None
-    else:
-        y, eq_state = eq.eq_iir(mix, eq_params, sample_rate, state.get("eq"))
+    y, eq_state = eq.apply_eq(mix, eq_params, sample_rate, eq_method, state.get("eq"))
     y, comp_state = dynamics.compressor(y, params[:, COMP], sample_rate, link=True, state=state.get("comp"))
     y = y * db_to_gain(params[:, GAIN]).view(-1, 1, 1)
     return y, {"eq": eq_state, "comp": comp_state}

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -29,6 +28,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 
 from ..errors import DiffmstError
+from ..fileio import atomic_write_text
 
 
 class SettingsError(DiffmstError, ValueError):
@@ -270,15 +270,7 @@ class Settings:
         path = Path(path)
         if path.exists() and not overwrite:
             raise DiffmstError(f"{path}: already exists (use --overwrite to replace it)")
-        text = json.dumps(self.to_dict(), indent=2) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Settings":

@@ -42,11 +42,7 @@ def strip_mono(
     b, t, n = x.shape
     state = state or {}
     y = x * db_to_gain(params[..., GAIN]).unsqueeze(-1)
-    if eq_method == "fft":
-        y = eq.eq_fft(y, params[..., EQ], sample_rate)
-        eq_state = None
-    else:
-        y, eq_state = eq.eq_iir(y, params[..., EQ], sample_rate, state.get("eq"))
+    y, eq_state = eq.apply_eq(y, params[..., EQ], sample_rate, eq_method, state.get("eq"))
     y, comp_state = dynamics.compressor(
         y.reshape(b * t, 1, n), params[..., COMP].reshape(b * t, 6), sample_rate, state=state.get("comp")
     )
