@@ -120,7 +120,6 @@ class FluidSynth:
 
     def render(self, part: Part, program: int, n_samples: int) -> np.ndarray:
         """``(2, n_samples)`` float32: ``part`` played on GM ``program`` (kit for drums)."""
-        L = self.L
         s, sfid = self._fresh()
         try:
             return self._render(s, sfid, part, program, n_samples)
