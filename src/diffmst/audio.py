@@ -51,6 +51,17 @@ def find_audio(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return files
 
 
+def _check_channels(path: Path, channels: int, max_channels: int = 2) -> None:
+    if channels > max_channels:
+        raise DiffmstError(f"{path}: has {channels} channels; at most {max_channels} are supported "
+                           "(split it into mono or stereo files)")
+
+
+def channel_names(name: str, channels: int) -> list[str]:
+    """The mono tracks a file becomes: ``[name]``, or ``[name.L, name.R]`` when stereo."""
+    return [f"{name}.L", f"{name}.R"] if channels == 2 else [name]
+
+
 def read_audio(path: str | os.PathLike, max_channels: int = 2) -> tuple[np.ndarray, int]:
     """Read a file as float32 ``(channels, samples)`` and its sample rate, checking it.
 
@@ -66,9 +77,7 @@ def read_audio(path: str | os.PathLike, max_channels: int = 2) -> tuple[np.ndarr
         raise DiffmstError(f"{path}: cannot read audio ({e})") from None
     if data.shape[0] == 0:
         raise DiffmstError(f"{path}: file has no samples (zero length)")
-    if data.shape[1] > max_channels:
-        raise DiffmstError(f"{path}: has {data.shape[1]} channels; at most {max_channels} are supported "
-                           "(split it into mono or stereo files)")
+    _check_channels(path, data.shape[1], max_channels)
     if not np.isfinite(data).all():
         bad = int(np.argmax(~np.isfinite(data).all(axis=1)))
         raise DiffmstError(f"{path}: contains NaN or infinite samples (first at sample {bad})")
@@ -101,6 +110,20 @@ def _track_names(files: Sequence[Path]) -> list[str]:
     return [f.name if stems.count(f.stem) > 1 else f.stem for f in files]
 
 
+def probe_track_names(inputs: Sequence[str | os.PathLike]) -> list[str]:
+    """The track names :func:`load_tracks` would give, from the file headers only."""
+    files = find_audio(inputs)
+    names: list[str] = []
+    for f, name in zip(files, _track_names(files)):
+        try:
+            channels = sf.info(str(f)).channels
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise DiffmstError(f"{f}: cannot read audio ({e})") from None
+        _check_channels(f, channels)
+        names += channel_names(name, channels)
+    return names
+
+
 def load_tracks(inputs: Sequence[str | os.PathLike], notify: Notify = _quiet) -> Tracks:
     """Load a song's tracks from folders/files.
 
@@ -125,10 +148,7 @@ def load_tracks(inputs: Sequence[str | os.PathLike], notify: Notify = _quiet) ->
     rows: list[np.ndarray] = []
     for name, (x, _) in zip(_track_names(files), loaded):
         x = np.pad(x, ((0, 0), (0, n - x.shape[1])))
-        if x.shape[0] == 2:
-            names += [f"{name}.L", f"{name}.R"]
-        else:
-            names.append(name)
+        names += channel_names(name, x.shape[0])
         rows += list(x)
     return Tracks(names, np.stack(rows).astype(np.float32), sr, files)
 

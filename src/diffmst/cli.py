@@ -86,20 +86,10 @@ def _add_render(sub) -> None:
 
 
 def _cmd_params(args) -> None:
-    from .audio import check_output, find_audio, _track_names
+    from .audio import check_output, probe_track_names
     from .console import Settings
-    import soundfile as sf
 
-    files = find_audio(args.template)
-    names: list[str] = []
-    for f, name in zip(files, _track_names(files)):
-        try:
-            ch = sf.info(str(f)).channels
-        except (sf.LibsndfileError, RuntimeError) as e:
-            raise DiffmstError(f"{f}: cannot read audio ({e})") from None
-        if ch > 2:
-            raise DiffmstError(f"{f}: has {ch} channels; at most 2 are supported")
-        names += [f"{name}.L", f"{name}.R"] if ch == 2 else [name]
+    names = probe_track_names(args.template)
     settings = Settings.default(names)
     if args.output is None:
         import json

@@ -42,7 +42,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..audio import AUDIO_EXTENSIONS
+from ..audio import AUDIO_EXTENSIONS, channel_names
 from ..errors import DiffmstError
 
 #: file names (without extension, case-insensitive) that are a mix, not a track, in
@@ -76,7 +76,7 @@ class Stem:
     @property
     def track_names(self) -> tuple[str, ...]:
         """The mono tracks this stem becomes: ``(name,)`` or ``(name.L, name.R)``."""
-        return (self.name,) if self.channels == 1 else (f"{self.name}.L", f"{self.name}.R")
+        return tuple(channel_names(self.name, self.channels))
 
 
 def probe_stem(path: Path, name: str, instrument: str = "", family: str = "") -> Stem:
