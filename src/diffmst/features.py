@@ -53,8 +53,9 @@ UNITS = {"rms": "dB", "crest": "dB", "width": "", "imbalance": "", "bark": "Np"}
 HP_HZ = 20.0          # DC block / infrasonic high-pass
 EDGE_S = 0.025        # filtered signals lose this much at each end (at most 1/8 of the length)
 HP_ORDER = 4
-SILENT_DB = -70.0     # frames quieter than this (mean square, dBFS) are left out of summaries,
-REL_GATE_DB = -30.0   # and so are frames this far below the power mean of the others
+SILENT_DB = -70.0     # frames quieter than this (mean square, dBFS) are left out of summaries;
+REL_GATE_DB = -30.0   # RMS counts frames below this (dB re the power mean) as lying on it,
+CREST_RAMP_DB = 6.0   # crest weights frames from 0 at that floor to 1 this far above it
 POWER_EPS = 1e-12     # -120 dB
 BARK_EPS = 1e-10      # band power floor: -100 dB
 
@@ -247,8 +248,10 @@ def frame_features(x: torch.Tensor, sample_rate: float, config: FeatureConfig = 
 def summarize(ff: dict, pool: bool = False) -> dict:
     """Whole-signal style features from :func:`frame_features` output.
 
-    ``rms`` and ``crest`` are the mean over frames louder than -70 dBFS and no more than
-    30 dB below the power mean of those (all frames if none is); ``width`` and
+    ``rms`` is the mean frame level over frames louder than -70 dBFS (all frames if none
+    is), each frame counted at no less than 30 dB below the power mean of those frames;
+    ``crest`` the mean over the same frames, weighted from 0 at that floor to 1 at 6 dB
+    above it (both continuous in the signal, so an optimiser sees no jumps); ``width`` and
     ``imbalance`` are energy ratios over the whole signal, ``bark`` the long-term spectrum.
     Shapes ``(batch,)`` and ``(batch, 2, 24)``, or ``(1,)`` and ``(1, 2, 24)`` with ``pool``
     (all batch items are excerpts of one song, of equal length)."""
@@ -256,13 +259,20 @@ def summarize(ff: dict, pool: bool = False) -> dict:
         return t.reshape(1, -1, *t.shape[2:]) if pool else t
 
     power = p(ff["power"])
+    level = 10 * torch.log10(power + POWER_EPS)
     with torch.no_grad():
-        level = 10 * torch.log10(power + POWER_EPS)
-        loud = (level > SILENT_DB).to(power.dtype)
-        mean_loud = (power * loud).sum(-1, keepdim=True) / loud.sum(-1, keepdim=True).clamp_min(1)
-        loud = loud * (level > 10 * torch.log10(mean_loud + POWER_EPS) + REL_GATE_DB).to(power.dtype)
-        none = loud.sum(-1, keepdim=True) == 0
-        weight = torch.where(none, torch.ones_like(loud), loud)
+        sounding = level > SILENT_DB
+        none = ~sounding.any(-1, keepdim=True)
+        sounding = sounding | none  # all frames if none is
+        count = sounding.sum(-1, keepdim=True)
+    # Frames below the floor count as lying on it (not left out): a hard gate would make
+    # the mean jump by several dB when a quiet passage crosses it during optimisation.
+    mean_power = (power * sounding).sum(-1, keepdim=True) / count
+    floor = 10 * torch.log10(mean_power + POWER_EPS) + REL_GATE_DB
+    rms = (torch.maximum(p(ff["rms"]), floor) * sounding).sum(-1) / count.squeeze(-1)
+    with torch.no_grad():  # crest: frames weighted by a 6 dB ramp above the floor (continuous)
+        weight = ((level - floor) / CREST_RAMP_DB).clamp(0, 1) * sounding
+        weight = torch.where(weight.sum(-1, keepdim=True) > 0, weight, sounding.to(weight.dtype))
         weight = weight / weight.sum(-1, keepdim=True)
     energy = ff["energy"].sum(0, keepdim=True) if pool else ff["energy"]
     left, right, side, mid = energy.unbind(-1)
@@ -270,7 +280,7 @@ def summarize(ff: dict, pool: bool = False) -> dict:
     if pool:
         bp = bp.transpose(0, 1).reshape(1, 2, -1, N_BARK)
     return {
-        "rms": (p(ff["rms"]) * weight).sum(-1),
+        "rms": rms,
         "crest": (p(ff["crest"]) * weight).sum(-1),
         "width": side / (mid + POWER_EPS),
         "imbalance": (right - left) / (right + left + POWER_EPS),
