@@ -1,17 +1,99 @@
-"""Why does per-song optimisation plateau on the 3-minute benchmark song? Runs diffmst.optimize
-with a few option variants and prints the best AF loss and the final per-feature terms.
+"""Why per-song optimisation plateaued on the 3-minute benchmark song (docs/optimize.md).
 
-    python benchmarks/optimize_plateau.py
+Runs ``diffmst.optimize`` (default options, 100 steps) on the song and reference of
+``optimize_speed.py`` with two RMS/crest summaries side by side:
+
+- ``gated``: the summary as it was before, frames more than 30 dB below the power mean
+  *left out* (a hard gate, re-implemented here);
+- ``floor``: the summary in ``diffmst.features`` now: frames more than 20 dB below the
+  power mean counted as lying 20 dB below it (continuous);
+
+each with three compressor set-ups: ours (attack/release), ours with release tied to
+attack (the attack-only smoothing of dasp-pytorch's compressor) and every compressor frozen
+at ratio 1. Prints the best AF loss, the terms at the last step and the largest rise of
+the loss from one step to the next (a jump means the loss is discontinuous).
+
+    python benchmarks/optimize_plateau.py            # 6 runs, ~2 minutes on 2 cores
 """
-import sys, torch
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+import torch
+
 from _songs import SR, reference, song
+
+import diffmst.console.dynamics as dynamics
+import diffmst.features as features
 from diffmst.optimize import optimize
-torch.set_num_threads(2)
-names, audio = song(0, 180.0); ref = reference(0, 180.0)
-common = dict(sample_rate=SR, reference_sr=SR, track_names=names, seed=0, render=False)
-for kw in [dict(prior=0.0), dict(lr=0.1), dict(prior=0.0, lr=0.1)]:
-    r = optimize(audio, ref, steps=100, **common, **kw)
-    best = min(h["af"] for h in r.history)
-    last = r.history[-1]
-    print(kw, "best AF", round(best, 4), {k: last[k] for k in last if k not in ("step", "t", "loss", "af", "prior")}, flush=True)
+
+optimize_mod = importlib.import_module("diffmst.optimize")  # the package's `optimize` is the function
+
+FLOOR_SUMMARIZE = features.summarize
+TIED_COMPRESSOR = dynamics.compressor
+BOUNDS = optimize_mod._bounds
+OLD_GATE_DB = -30.0  # the hard gate's level, dB below the power mean
+
+
+def gated_summarize(ff: dict, pool: bool = False) -> dict:
+    """The earlier summary: RMS and crest averaged over frames above -70 dBFS and within
+    30 dB of their power mean; the others left out (weights without gradient)."""
+    out = FLOOR_SUMMARIZE(ff, pool)
+    power = ff["power"].reshape(1, -1) if pool else ff["power"]
+    with torch.no_grad():
+        level = 10 * torch.log10(power + features.POWER_EPS)
+        loud = (level > features.SILENT_DB).to(power.dtype)
+        mean_loud = (power * loud).sum(-1, keepdim=True) / loud.sum(-1, keepdim=True).clamp_min(1)
+        loud = loud * (level > 10 * torch.log10(mean_loud + features.POWER_EPS) + OLD_GATE_DB)
+        weight = torch.where(loud.sum(-1, keepdim=True) == 0, torch.ones_like(loud), loud)
+        weight = weight / weight.sum(-1, keepdim=True)
+    p = (lambda t: t.reshape(1, -1)) if pool else (lambda t: t)  # noqa: E731
+    return {**out, "rms": (p(ff["rms"]) * weight).sum(-1), "crest": (p(ff["crest"]) * weight).sum(-1)}
+
+
+def tied_compressor(x, params, sample_rate, link=False, state=None):
+    """Our compressor with release := attack (one time constant, like dasp-pytorch's)."""
+    p = torch.cat([params[:, :3], params[:, 2:3], params[:, 4:]], dim=1)
+    return TIED_COMPRESSOR(x, p, sample_rate, link=link, state=state)
+
+
+def frozen_bounds(u0, specs, sample_rate):
+    lo, hi = BOUNDS(u0, specs, sample_rate)
+    for i, spec in enumerate(specs):
+        if spec.name.startswith("compressor."):
+            lo[..., i] = u0[..., i]
+            hi[..., i] = u0[..., i]
+    return lo, hi
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=180.0)
+    ap.add_argument("--steps", type=int, default=100)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    names, audio = song(0, args.seconds)
+    ref = reference(0, args.seconds)
+    common = dict(sample_rate=SR, reference_sr=SR, track_names=names, seed=0, render=False, steps=args.steps)
+    print("| summary | compressors | best AF | last step: rms, crest, width, imbalance, bark | largest rise |")
+    print("|---|---|---|---|---|")
+    for summary, summarize in (("gated", gated_summarize), ("floor", FLOOR_SUMMARIZE)):
+        for comp in ("attack/release", "release = attack", "frozen"):
+            features.summarize = summarize
+            dynamics.compressor = tied_compressor if comp == "release = attack" else TIED_COMPRESSOR
+            optimize_mod._bounds = frozen_bounds if comp == "frozen" else BOUNDS
+            try:
+                r = optimize(audio, ref, **common)
+            finally:
+                features.summarize, dynamics.compressor, optimize_mod._bounds = FLOOR_SUMMARIZE, TIED_COMPRESSOR, BOUNDS
+            af = [h["af"] for h in r.history]
+            last = r.history[-1]
+            terms = ", ".join(f"{last[k]:.4f}" for k in ("rms", "crest", "width", "imbalance", "bark"))
+            rise = max(b - a for a, b in zip(af, af[1:]))
+            print(f"| {summary} | {comp} | {min(af):.4f} | {terms} | {rise:+.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -197,6 +197,9 @@ def _add_data(sub) -> None:
 
 
 def _add_optimize(sub) -> None:
+    from .optimize import Options  # numpy only: the defaults live in one place
+
+    o = Options()
     p = sub.add_parser("optimize", help="mix tracks like a reference by optimising the console (no network)",
                        description="Optimise the console settings for TRACKS so that the mix matches REFERENCE's "
                                    "style (AF loss: RMS, crest, stereo width/imbalance, Bark spectra), by gradient "
@@ -206,14 +209,14 @@ def _add_optimize(sub) -> None:
     p.add_argument("tracks", nargs="+", help="folder of audio files, or audio files")
     p.add_argument("reference", help="reference mix (audio file)")
     p.add_argument("--output", "-o", required=True, help="output folder")
-    p.add_argument("--steps", type=int, default=100, help="Adam steps (default: 100)")
-    p.add_argument("--lr", type=float, default=0.03, help="learning rate, normalised units (default: 0.03)")
+    p.add_argument("--steps", type=int, default=o.steps, help=f"Adam steps (default: {o.steps})")
+    p.add_argument("--lr", type=float, default=o.lr, help=f"learning rate, normalised units (default: {o.lr:g})")
     p.add_argument("--seed", type=int, default=0, help="window placement seed (default: 0)")
     p.add_argument("--device", default="cpu", help="torch device for the optimisation (default: cpu)")
-    p.add_argument("--windows", type=int, default=4, help="analysis windows across the song (default: 4)")
-    p.add_argument("--window", type=float, default=2.5, help="window length in seconds (default: 2.5)")
-    p.add_argument("--analysis-sr", type=int, default=24000, help="analysis sample rate (default: 24000)")
-    p.add_argument("--prior", type=float, default=0.02, help="weight of the pull towards the start (default: 0.02)")
+    p.add_argument("--windows", type=int, default=o.windows, help=f"analysis windows across the song (default: {o.windows})")
+    p.add_argument("--window", type=float, default=o.window_s, help=f"window length in seconds (default: {o.window_s:g})")
+    p.add_argument("--analysis-sr", type=int, default=o.analysis_sr, help=f"analysis sample rate (default: {o.analysis_sr})")
+    p.add_argument("--prior", type=float, default=o.prior, help=f"weight of the pull towards the start (default: {o.prior:g})")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--bit-depth", choices=["16", "24", "32f"], default="24", help="default: 24")
     p.add_argument("--no-plot", action="store_true", help="do not write report.png")

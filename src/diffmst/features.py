@@ -54,7 +54,8 @@ HP_HZ = 20.0          # DC block / infrasonic high-pass
 EDGE_S = 0.025        # filtered signals lose this much at each end (at most 1/8 of the length)
 HP_ORDER = 4
 SILENT_DB = -70.0     # frames quieter than this (mean square, dBFS) are left out of summaries;
-REL_GATE_DB = -30.0   # RMS counts frames below this (dB re the power mean) as lying on it,
+REL_FLOOR_DB = -20.0   # RMS counts frames below this (dB re the power mean) as lying on it
+                      # (EBU R128's loudness range gates at -20 LU relative, too),
 CREST_RAMP_DB = 6.0   # crest weights frames from 0 at that floor to 1 this far above it
 POWER_EPS = 1e-12     # -120 dB
 BARK_EPS = 1e-10      # band power floor: -100 dB
@@ -249,7 +250,7 @@ def summarize(ff: dict, pool: bool = False) -> dict:
     """Whole-signal style features from :func:`frame_features` output.
 
     ``rms`` is the mean frame level over frames louder than -70 dBFS (all frames if none
-    is), each frame counted at no less than 30 dB below the power mean of those frames;
+    is), each frame counted at no less than 20 dB below the power mean of those frames;
     ``crest`` the mean over the same frames, weighted from 0 at that floor to 1 at 6 dB
     above it (both continuous in the signal, so an optimiser sees no jumps); ``width`` and
     ``imbalance`` are energy ratios over the whole signal, ``bark`` the long-term spectrum.
@@ -268,7 +269,7 @@ def summarize(ff: dict, pool: bool = False) -> dict:
     # Frames below the floor count as lying on it (not left out): a hard gate would make
     # the mean jump by several dB when a quiet passage crosses it during optimisation.
     mean_power = (power * sounding).sum(-1, keepdim=True) / count
-    floor = 10 * torch.log10(mean_power + POWER_EPS) + REL_GATE_DB
+    floor = 10 * torch.log10(mean_power + POWER_EPS) + REL_FLOOR_DB
     rms = (torch.maximum(p(ff["rms"]), floor) * sounding).sum(-1) / count.squeeze(-1)
     with torch.no_grad():  # crest: frames weighted by a 6 dB ramp above the floor (continuous)
         weight = ((level - floor) / CREST_RAMP_DB).clamp(0, 1) * sounding

@@ -49,7 +49,7 @@ class Options:
     lr: float = 0.03
     analysis_sr: int = ANALYSIS_SR
     windows: int = 4
-    window_s: float = 2.5
+    window_s: float = 5.0
     prior: float = 0.02
     weights: dict | None = None
     target_lufs: float = TARGET_LUFS
