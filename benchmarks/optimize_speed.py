@@ -58,15 +58,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=180.0)
     ap.add_argument("--steps", type=int, default=Options.steps, help="our steps (default: optimize's)")
     ap.add_argument("--dasp-steps", type=int, default=150)
+    ap.add_argument("--window", type=float, default=Options.window_s, help="analysis window length, s (default: optimize's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     names, audio = song(args.seed, args.seconds)
     ref = reference(args.seed, args.seconds)
-    common = dict(sample_rate=SR, reference_sr=SR, track_names=names, seed=args.seed)
+    common = dict(sample_rate=SR, reference_sr=SR, track_names=names, seed=args.seed, window_s=args.window)
     print(f"song: {len(names)} tracks x {args.seconds:.0f} s at {SR} Hz; {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads; windows {Options.windows} x {Options.window_s} s at "
+          f"{torch.get_num_threads()} threads; windows {Options.windows} x {args.window:g} s at "
           f"{Options.analysis_sr} Hz", flush=True)
 
     t0 = time.perf_counter()

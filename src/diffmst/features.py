@@ -181,7 +181,7 @@ def bark_power(x_hp: torch.Tensor, sample_rate: float, n_fft: int | None = None)
     white noise of variance s^2 reads s^2 in every band. Bands above Nyquist are 0."""
     n_fft = n_fft or bark_fft_size(sample_rate)
     b, _, n = x_hp.shape
-    ms = torch.stack([(x_hp[:, 0] + x_hp[:, 1]) / 2, (x_hp[:, 0] - x_hp[:, 1]) / 2], 1)
+    ms = torch.cat([x_hp.sum(1, keepdim=True), -x_hp.diff(dim=1)], 1) / 2  # mid, side (L-R)/2
     if n < n_fft:
         ms = torch.nn.functional.pad(ms, (0, n_fft - n))
     win = torch.hann_window(n_fft, periodic=True, dtype=x_hp.dtype, device=x_hp.device)
@@ -224,15 +224,18 @@ def frame_features(x: torch.Tensor, sample_rate: float, config: FeatureConfig = 
     hp, w = prepare(x, sample_rate, config.highpass_hz)
     frame = max(1, int(round(config.frame_s * sample_rate)))
     hop = max(1, int(round(config.hop_s * sample_rate)))
-    fw = frames(w, frame, hop)  # (B, 2, F, L)
-    fh = frames(hp, frame, hop)
-    power = fw.square().mean(dim=(1, 3))
-    power_hp = fh.square().mean(dim=(1, 3))
-    peak2 = fh.square().amax(dim=(1, 3))
-    left = fh[:, 0].square().mean(-1)
-    right = fh[:, 1].square().mean(-1)
-    side = (fh[:, 0] - fh[:, 1]).square().mean(-1)
-    mid = (fh[:, 0] + fh[:, 1]).square().mean(-1)
+    frame = min(frame, hp.shape[-1])
+    # frame means of squares by pooling (as `frames`, but without materialising the
+    # overlapping frames), and no per-channel indexing (each index's backward fills a
+    # zero tensor the size of the signal): the loss's backward is a large part of a step
+    sq = torch.cat([w.square(), hp.square(), hp.diff(dim=1).square()], 1)  # L_w, R_w, L, R, (R-L)
+    ms = torch.nn.functional.avg_pool1d(sq, frame, hop)  # (B, 5, F)
+    peak2 = torch.nn.functional.max_pool1d(sq[:, 2:4], frame, hop).amax(1)
+    power = ms[:, :2].mean(1)
+    left, right, side = ms[:, 2], ms[:, 3], ms[:, 4]
+    mid = 2 * (left + right) - side  # (L+R)^2 = 2 L^2 + 2 R^2 - (L-R)^2
+    power_hp = (left + right) / 2
+    whole = sq[:, 2:].mean(-1)  # (B, 3): left, right, side
     return {
         "rms": 10 * torch.log10(power + POWER_EPS),
         "crest": 10 * torch.log10(peak2 + POWER_EPS) - 10 * torch.log10(power_hp + POWER_EPS),
@@ -240,8 +243,7 @@ def frame_features(x: torch.Tensor, sample_rate: float, config: FeatureConfig = 
         "imbalance": (right - left) / (right + left + POWER_EPS),
         "power": power,
         # whole-signal mean squares (B, 4): left, right, side (L-R), mid (L+R)
-        "energy": torch.stack([hp[:, 0].square().mean(-1), hp[:, 1].square().mean(-1),
-                               (hp[:, 0] - hp[:, 1]).square().mean(-1), (hp[:, 0] + hp[:, 1]).square().mean(-1)], -1),
+        "energy": torch.cat([whole, 2 * whole[:, :2].sum(-1, keepdim=True) - whole[:, 2:]], -1),
         "bark_power": bark_power(hp, sample_rate, bark_fft_size(sample_rate, config.bark_fft_s)),
     }
 

@@ -85,7 +85,8 @@ def block_powers(xk: torch.Tensor, sample_rate: float) -> torch.Tensor:
     sq = xk.square()
     if sq.shape[-1] < block:
         return sq.mean(-1, keepdim=True)
-    return sq.unfold(-1, block, hop).mean(-1)
+    lead = sq.shape[:-1]
+    return torch.nn.functional.avg_pool1d(sq.reshape(-1, 1, sq.shape[-1]), block, hop).view(*lead, -1)
 
 
 def gated_loudness(z: torch.Tensor) -> torch.Tensor:

@@ -124,7 +124,7 @@ def load_reference(reference, sample_rate: int | None = None, notify: Notify = _
     seconds = audio.shape[1] / sr
     if seconds < min_seconds:
         raise DiffmstError(f"{label}: reference is only {seconds:.2f} s long; at least {min_seconds:.2f} s "
-                           "(one analysis window) is needed")
+                           "(one analysis window; set a shorter one with --window / window_s)")
     from .loudness import loudness_np
 
     if not math.isfinite(loudness_np(audio, sr)):
