@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--songs", type=int, default=6)
     ap.add_argument("--seconds", type=float, nargs="*", default=[30, 45, 60, 40, 50, 35])
     ap.add_argument("--steps", type=int, default=Options.steps)
+    ap.add_argument("--windows", type=int, default=Options.windows, help="analysis windows (default: optimize's)")
+    ap.add_argument("--window", type=float, default=Options.window_s, help="window length, s (default: optimize's)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -53,7 +55,8 @@ def main() -> None:
         names, audio = song(i, seconds)
         ref = reference(i, seconds)
         t0 = time.perf_counter()
-        res = optimize(audio, ref, sample_rate=SR, reference_sr=SR, track_names=names, steps=args.steps, seed=i)
+        res = optimize(audio, ref, sample_rate=SR, reference_sr=SR, track_names=names, steps=args.steps, seed=i,
+                       windows=args.windows, window_s=args.window)
         took = time.perf_counter() - t0
         base, _ = equal_loudness_mix(audio, sample_rate=SR, names=names)
         r = at_analysis(ref)
