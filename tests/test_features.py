@@ -156,6 +156,13 @@ def test_white_noise_bark_level_and_bands_above_nyquist():
     assert bark[23] == pytest.approx(0.5 * np.log(1e-10), abs=1e-3)
 
 
+def frame_powers(sig):
+    """numpy: mean square per 0.4 s frame (hop 0.2 s) of ``sig`` less the 25 ms filter margins."""
+    frame, hop, edge = int(0.4 * SR), int(0.2 * SR), int(0.025 * SR)
+    s = sig[edge:-edge]
+    return np.array([np.mean(s[i : i + frame] ** 2) for i in range(0, len(s) - frame + 1, hop)])
+
+
 def test_frame_features_follow_level_changes():
     a = sine(1000, 0.5, seconds=2.0)
     b = sine(1000, 0.05, seconds=2.0)
@@ -163,11 +170,7 @@ def test_frame_features_follow_level_changes():
     cfg = FeatureConfig(frame_s=0.4, hop_s=0.2)
     ff = frame_features(x, SR, cfg)
     rms = ff["rms"][0].numpy()
-    frame, hop = int(0.4 * SR), int(0.2 * SR)
-    edge = int(0.025 * SR)  # the filters' settling time, dropped at both ends
-    sig = np.concatenate([a, b])[edge:-edge]
-    expected = [10 * np.log10(np.mean(sig[i : i + frame] ** 2)) + k_gain_db(1000)
-                for i in range(0, len(sig) - frame + 1, hop)]
+    expected = 10 * np.log10(frame_powers(np.concatenate([a, b]))) + k_gain_db(1000)
     assert len(rms) == len(expected)
     # away from the step and the ends the frames read the numpy values
     assert np.allclose(rms[1:7], expected[1:7], atol=0.1)
@@ -182,9 +185,7 @@ def test_silent_frames_left_out_of_summary():
     both = style_features(stereo(sig), SR)
     # numpy: frame RMS of the signal (less the 25 ms filter margins), gated at -70 dBFS;
     # the others count at no less than 20 dB below their power mean
-    frame, hop, edge = int(0.4 * SR), int(0.2 * SR), int(0.025 * SR)
-    s = sig[edge:-edge]
-    p = np.array([np.mean(s[i : i + frame] ** 2) for i in range(0, len(s) - frame + 1, hop)])
+    p = frame_powers(sig)
     level = 10 * np.log10(p + 1e-12)
     loud = level > -70
     floor = 10 * np.log10(p[loud].mean()) - 20
@@ -207,9 +208,7 @@ def test_quiet_frames_count_at_the_floor():
     got = float(style_features(stereo(sig), SR)["rms"])
     # numpy: frames of the signal (less the 25 ms filter margins); a frame more than 20 dB
     # below the power mean of the frames above -70 dBFS counts as lying 20 dB below it
-    frame, hop, edge = int(0.4 * SR), int(0.2 * SR), int(0.025 * SR)
-    s = sig[edge:-edge]
-    p = np.array([np.mean(s[i : i + frame] ** 2) for i in range(0, len(s) - frame + 1, hop)])
+    p = frame_powers(sig)
     level = 10 * np.log10(p + 1e-12)
     floor = 10 * np.log10(p[level > -70].mean()) - 20
     assert (level < floor).sum() >= 5  # the quiet half is below the floor

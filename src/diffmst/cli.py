@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import DiffmstError
+from .optimize import ANALYSIS_SR, PEAK_DBFS, TARGET_LUFS, Options  # numpy only; `import diffmst` loads it anyway
 
 EXIT_USAGE = 2
 
@@ -197,8 +198,6 @@ def _add_data(sub) -> None:
 
 
 def _add_optimize(sub) -> None:
-    from .optimize import Options  # numpy only: the defaults live in one place
-
     o = Options()
     p = sub.add_parser("optimize", help="mix tracks like a reference by optimising the console (no network)",
                        description="Optimise the console settings for TRACKS so that the mix matches REFERENCE's "
@@ -240,9 +239,10 @@ def _add_analyze(sub) -> None:
     p.add_argument("reference", nargs="?", help="second file to compare with (a reference)")
     p.add_argument("--plot", help="write a PNG: Bark spectra mid/side overlaid, dynamics and stereo numbers")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--analysis-sr", type=int, default=24000,
-                   help="resample to this rate first, as optimize does (0: each file's own rate; default: 24000)")
-    p.add_argument("--lufs", type=float, default=-16.0, help="normalise to this loudness first (default: -16)")
+    p.add_argument("--analysis-sr", type=int, default=ANALYSIS_SR,
+                   help=f"resample to this rate first, as optimize does (0: each file's own rate; default: {ANALYSIS_SR})")
+    p.add_argument("--lufs", type=float, default=TARGET_LUFS,
+                   help=f"normalise to this loudness first (default: {TARGET_LUFS:g})")
     p.add_argument("--no-normalize", action="store_true", help="measure the files as they are")
     p.add_argument("--overwrite", action="store_true", help="replace an existing plot")
 
@@ -262,8 +262,8 @@ def _add_baseline(sub) -> None:
     p.add_argument("tracks", nargs="+", help="folder of audio files, or audio files")
     p.add_argument("--output", "-o", required=True, help="output audio file (.wav, .flac, .aiff)")
     p.add_argument("--params", "-p", help="also write the settings JSON here")
-    p.add_argument("--lufs", type=float, default=-16.0, help="mix loudness (default: -16)")
-    p.add_argument("--peak", type=float, default=-1.0, help="peak ceiling in dBFS (default: -1)")
+    p.add_argument("--lufs", type=float, default=TARGET_LUFS, help=f"mix loudness (default: {TARGET_LUFS:g})")
+    p.add_argument("--peak", type=float, default=PEAK_DBFS, help=f"peak ceiling in dBFS (default: {PEAK_DBFS:g})")
     p.add_argument("--bit-depth", choices=["16", "24", "32f"], default="24", help="default: 24")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 

@@ -205,14 +205,6 @@ def bark_spectrum(x: torch.Tensor, sample_rate: float, prepared: bool = False) -
 # ----------------------------------------------------------------------------- frame-wise
 
 
-def frames(x: torch.Tensor, frame: int, hop: int) -> torch.Tensor:
-    """``(..., samples)`` -> ``(..., n_frames, frame)``; a signal shorter than ``frame`` is one
-    frame (its whole length); the tail after the last full frame is dropped."""
-    n = x.shape[-1]
-    frame = min(frame, n)
-    return x.unfold(-1, frame, hop)
-
-
 def frame_features(x: torch.Tensor, sample_rate: float, config: FeatureConfig = FeatureConfig()) -> dict:
     """Frame-wise features of ``x (batch, 2, samples)``.
 
@@ -224,9 +216,9 @@ def frame_features(x: torch.Tensor, sample_rate: float, config: FeatureConfig = 
     hp, w = prepare(x, sample_rate, config.highpass_hz)
     frame = max(1, int(round(config.frame_s * sample_rate)))
     hop = max(1, int(round(config.hop_s * sample_rate)))
-    frame = min(frame, hp.shape[-1])
-    # frame means of squares by pooling (as `frames`, but without materialising the
-    # overlapping frames), and no per-channel indexing (each index's backward fills a
+    frame = min(frame, hp.shape[-1])  # a signal shorter than a frame is one frame
+    # frame means of squares by pooling (not by unfolding into overlapping frames, whose
+    # copies dominated the backward), and no per-channel indexing (each index's backward fills a
     # zero tensor the size of the signal): the loss's backward is a large part of a step
     sq = torch.cat([w.square(), hp.square(), hp.diff(dim=1).square()], 1)  # L_w, R_w, L, R, (R-L)
     ms = torch.nn.functional.avg_pool1d(sq, frame, hop)  # (B, 5, F)
@@ -262,7 +254,7 @@ def summarize(ff: dict, pool: bool = False) -> dict:
         return t.reshape(1, -1, *t.shape[2:]) if pool else t
 
     power = p(ff["power"])
-    level = 10 * torch.log10(power + POWER_EPS)
+    level = p(ff["rms"])  # 10 log10(power + POWER_EPS)
     with torch.no_grad():
         sounding = level > SILENT_DB
         none = ~sounding.any(-1, keepdim=True)
@@ -272,7 +264,7 @@ def summarize(ff: dict, pool: bool = False) -> dict:
     # the mean jump by several dB when a quiet passage crosses it during optimisation.
     mean_power = (power * sounding).sum(-1, keepdim=True) / count
     floor = 10 * torch.log10(mean_power + POWER_EPS) + REL_FLOOR_DB
-    rms = (torch.maximum(p(ff["rms"]), floor) * sounding).sum(-1) / count.squeeze(-1)
+    rms = (torch.maximum(level, floor) * sounding).sum(-1) / count.squeeze(-1)
     with torch.no_grad():  # crest: frames weighted by a 6 dB ramp above the floor (continuous)
         weight = ((level - floor) / CREST_RAMP_DB).clamp(0, 1) * sounding
         weight = torch.where(weight.sum(-1, keepdim=True) > 0, weight, sounding.to(weight.dtype))
