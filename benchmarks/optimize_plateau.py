@@ -37,20 +37,23 @@ BOUNDS = optimize_mod._bounds
 OLD_GATE_DB = -30.0  # the hard gate's level, dB below the power mean
 
 
-def gated_summarize(ff: dict, pool: bool = False) -> dict:
+def gated_summarize(ff: dict, pool: bool = False, lufs: float | None = None) -> dict:
     """The earlier summary: RMS and crest averaged over frames above -70 dBFS and within
     30 dB of their power mean; the others left out (weights without gradient)."""
-    out = FLOOR_SUMMARIZE(ff, pool)
-    power = ff["power"].reshape(1, -1) if pool else ff["power"]
+    out = FLOOR_SUMMARIZE(ff, pool, lufs)
+    power = ff["power"]
+    if lufs is not None:
+        power = power * features.loudness_gain(ff, lufs, pool).view(-1, 1)
+    power = power.reshape(1, -1) if pool else power
+    level = 10 * torch.log10(power + features.POWER_EPS)
     with torch.no_grad():
-        level = 10 * torch.log10(power + features.POWER_EPS)
         loud = (level > features.SILENT_DB).to(power.dtype)
         mean_loud = (power * loud).sum(-1, keepdim=True) / loud.sum(-1, keepdim=True).clamp_min(1)
         loud = loud * (level > 10 * torch.log10(mean_loud + features.POWER_EPS) + OLD_GATE_DB)
         weight = torch.where(loud.sum(-1, keepdim=True) == 0, torch.ones_like(loud), loud)
         weight = weight / weight.sum(-1, keepdim=True)
-    p = (lambda t: t.reshape(1, -1)) if pool else (lambda t: t)  # noqa: E731
-    return {**out, "rms": (p(ff["rms"]) * weight).sum(-1), "crest": (p(ff["crest"]) * weight).sum(-1)}
+    crest = ff["crest"].reshape(1, -1) if pool else ff["crest"]  # a ratio: the gain cancels
+    return {**out, "rms": (level * weight).sum(-1), "crest": (crest * weight).sum(-1)}
 
 
 def tied_compressor(x, params, sample_rate, link=False, state=None):

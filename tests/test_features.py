@@ -6,10 +6,12 @@ import numpy as np
 import pyloudnorm as pyln
 import pytest
 import torch
+from scipy.fft import next_fast_len
 
 from diffmst.features import (
     BARK_EDGES_HZ,
-    bark_fft_size,
+    bark_long_term,
+    bark_power,
     bark_spectrum,
     crest_db,
     frame_features,
@@ -119,32 +121,67 @@ def test_width_imbalance_against_numpy():
         assert float(stereo_imbalance(x, SR)) == pytest.approx(imbalance, abs=0.01)
 
 
-def _expected_bark_from_psd(psd, sr, n_fft):
-    """0.5 ln of the mean PSD over the rfft bins inside each band (numpy)."""
-    f = np.fft.rfftfreq(n_fft, 1 / sr)
-    out = []
-    for lo, hi in zip(BARK_EDGES_HZ[:-1], BARK_EDGES_HZ[1:]):
-        sel = (f >= lo) & (f < hi)
-        out.append(0.5 * np.log(np.mean(psd(f[sel]))) if sel.any() else np.nan)
-    return np.array(out)
+def _band_means_of_inverse_f():
+    """0.5 ln of the mean of a 1/f PSD over each band, exactly: ln(hi / lo) / (hi - lo)."""
+    lo, hi = np.array(BARK_EDGES_HZ[:-1], float), np.array(BARK_EDGES_HZ[1:], float)
+    return 0.5 * np.log(np.log(hi / lo) / (hi - lo))
 
 
 def test_pink_noise_bark_slope():
     sr = 48000
     x = stereo(pink(sr=sr))
     bark = bark_spectrum(x, sr)[0].double().numpy()
-    expected = _expected_bark_from_psd(lambda f: 1.0 / f, sr, bark_fft_size(sr))
+    expected = _band_means_of_inverse_f()
     mid = bark[0]
-    # same shape up to a constant; skip band 0 (20-100 Hz: the 20 Hz high-pass and window
-    # leakage from 1/f's steep low end)
+    # same shape up to a constant; skip band 0 (20-100 Hz: the 20 Hz high-pass)
     diff = (mid - expected)[1:]
-    assert np.max(np.abs(diff - diff.mean())) < 0.08
+    assert np.max(np.abs(diff - diff.mean())) < 0.05
     # the fitted slope of log power against log centre frequency is -1 for pink noise
     centres = np.sqrt(np.array(BARK_EDGES_HZ[1:-1]) * np.array(BARK_EDGES_HZ[2:]))
     slope = np.polyfit(np.log(centres), 2 * mid[1:], 1)[0]
     assert slope == pytest.approx(-1.0, abs=0.08)
     # mono: the side spectrum is at the floor in every band, far below the mid
     assert np.all(bark[1] < mid - 5)
+
+
+def _np_long_term(x, sr):
+    """numpy: band means of |rfft|^2 / sum(w^2) of mid and side, 50 ms raised-cosine ends."""
+    n = x.shape[-1]
+    ramp = min(int(0.05 * sr), n // 8)
+    w = np.ones(n)
+    rise = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+    w[:ramp], w[n - ramp:] = rise, rise[::-1]
+    n_fft = next_fast_len(n, real=True)  # zero-padded to a length the FFT does fast
+    f = np.fft.rfftfreq(n_fft, 1 / sr)
+    out = np.zeros((2, 24))
+    for c, sig in enumerate(((x[0] + x[1]) / 2, (x[0] - x[1]) / 2)):
+        p = np.abs(np.fft.rfft(sig * w, n_fft)) ** 2 / np.sum(w * w)
+        for k, (lo, hi) in enumerate(zip(BARK_EDGES_HZ[:-1], BARK_EDGES_HZ[1:])):
+            sel = (f >= lo) & (f < hi) & (f < sr / 2)
+            out[c, k] = p[sel].mean() if sel.any() else 0.0
+    return out
+
+
+@pytest.mark.parametrize("n", [24000, 24001, 7919])
+def test_long_term_bark_against_numpy_and_gradient(n):
+    rng = np.random.default_rng(n)
+    x = rng.normal(0, 0.1, (2, n)) * np.array([[1.0], [0.4]])
+    got = bark_long_term(torch.from_numpy(x)[None], SR)[0].numpy()
+    want = _np_long_term(x, SR)
+    assert np.allclose(got, want, rtol=1e-6, atol=1e-14)
+    # the hand-written backward against finite differences (float64)
+    small = torch.from_numpy(rng.normal(0, 0.1, (1, 2, n % 1000 + 500))).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: bark_long_term(t, SR), (small,), eps=1e-6, atol=1e-7)
+
+
+def test_long_term_bark_is_the_mean_of_the_frame_spectra():
+    # both estimate the mean band power: on stationary noise they agree closely
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy(rng.normal(0, 0.1, (1, 2, 8 * SR)).astype(np.float32))
+    x[:, 1] *= 0.3
+    long_term = 0.5 * torch.log(bark_long_term(x, SR))[0, :, :23]
+    frames = 0.5 * torch.log(bark_power(x, SR).mean(2))[0, :, :23]
+    assert torch.allclose(long_term, frames, atol=0.05)
 
 
 def test_white_noise_bark_level_and_bands_above_nyquist():

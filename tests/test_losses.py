@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from diffmst.examples import example_song
-from diffmst.features import style_features
+from diffmst.features import frame_features, loudness_gain, style_features
 from diffmst.losses import AF_WEIGHTS, AFLoss, MRSTFTLoss
 from diffmst.loudness import integrated_loudness, loudness_normalize, loudness_np, normalize_np
 
@@ -77,6 +77,58 @@ def test_loudness_gradient_finite():
     y, _ = loudness_normalize(x, 24000, -16.0)
     y.square().mean().backward()
     assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("sr", [44100, 24000])
+def test_feature_loudness_matches_pyloudnorm(sr):
+    """The loudness the features normalise with (measured on their own K-weighted signal)
+    reads as pyloudnorm on noise and music, loud, quiet, gated or mono. ("pinkish" is left
+    out: a random walk whose loudness lies mostly at 20-40 Hz, where the features' 20 Hz
+    high-pass, on purpose, takes some away: it reads 0.3-0.4 LU below pyloudnorm.)"""
+    meter = pyln.Meter(sr)
+    for name, x in _signals(sr).items():
+        if name == "pinkish":
+            continue
+        if x.shape[0] == 1:
+            x = np.concatenate([x, x])
+        ff = frame_features(torch.from_numpy(x.astype(np.float32))[None], sr, bark_frames=False)
+        ours = -16.0 - 10 * np.log10(float(loudness_gain(ff, -16.0)))
+        assert ours == pytest.approx(meter.integrated_loudness(x.T), abs=0.1), name
+
+
+def test_features_at_a_loudness_equal_those_of_the_normalised_signal():
+    sr = 24000
+    x = np.stack([_music(sr, 4, 1), 0.02 * _music(sr, 4, 2)])
+    scaled = style_features(torch.from_numpy(x.astype(np.float32)), sr, lufs=-16.0)
+    for i in range(2):
+        y, _ = normalize_np(x[i], sr, -16.0)  # scipy's meter, then the features
+        plain = style_features(torch.from_numpy(y)[None], sr)
+        for k in ("rms", "crest"):
+            assert float(scaled[k][i]) == pytest.approx(float(plain[k][0]), abs=0.1), k
+        for k in ("width", "imbalance"):
+            assert float(scaled[k][i]) == pytest.approx(float(plain[k][0]), abs=1e-4), k
+        assert torch.allclose(scaled["bark"][i], plain["bark"][0], atol=0.012)  # 0.1 dB
+    # a level change of the input changes nothing
+    louder = style_features(torch.from_numpy((3.0 * x).astype(np.float32)), sr, lufs=-16.0)
+    for k, v in scaled.items():
+        assert torch.allclose(louder[k], v, atol=1e-4, rtol=1e-5), k
+
+
+def test_pooled_features_at_a_loudness_keep_relative_levels():
+    sr = 24000
+    x = torch.from_numpy(np.stack([_music(sr, 5, 1), 0.5 * _music(sr, 5, 2)]).astype(np.float32))
+    ff = frame_features(x, sr, bark_frames=False)
+    gain = loudness_gain(ff, -16.0, pool=True)
+    assert gain.shape == (1,)
+    # the features at -16 LUFS are exactly those of both excerpts scaled by one gain
+    a, b = style_features(x, sr, pool=True, lufs=-16.0), style_features(x * gain.sqrt(), sr, pool=True)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-5), k
+    # and that gain brings the two excerpts, as one signal, to -16 LUFS by pyloudnorm (to
+    # within what BS.1770's relative gate makes of blocks straddling it: +-0.15 LU on
+    # 3-8 s excerpts of this music depending on where the blocks fall)
+    joined = (x * gain.sqrt()).transpose(0, 1).reshape(2, -1).double().numpy()
+    assert pyln.Meter(sr).integrated_loudness(joined.T) == pytest.approx(-16.0, abs=0.15)
 
 
 # ----------------------------------------------------------------------------- MRSTFT

@@ -11,6 +11,7 @@ crest      peak (either channel) over RMS of the waveform        dB  ``(batch,)`
 width      E[(L-R)^2] / E[(L+R)^2]  (0 mono, 1 uncorrelated)      ratio ``(batch,)``
 imbalance  (E[R^2] - E[L^2]) / (E[R^2] + E[L^2])  (-1 left-only)  ``(batch,)``
 bark       log RMS magnitude in 24 Bark bands of mid, side       nepers ``(batch, 2, 24)``
+           (long-term: one FFT of the whole signal; per STFT frame in :func:`bark_power`)
 ========== ===================================================== =================
 
 Before any feature every signal is **DC-blocked and high-passed at 20 Hz** (mean removed,
@@ -32,6 +33,7 @@ and the long-term Bark spectrum. With ``pool=True`` the batch items are excerpts
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -39,7 +41,7 @@ import numpy as np
 import torch
 from scipy.fft import next_fast_len
 
-from .loudness import k_weighting_response
+from .loudness import ABS_GATE, block_powers, gated_loudness, k_weighting_response
 
 # Zwicker's critical-band edges (Hz): 25 edges, 24 bands
 BARK_EDGES_HZ: tuple[float, ...] = (
@@ -59,6 +61,7 @@ REL_FLOOR_DB = -20.0   # RMS counts frames below this (dB re the power mean) as 
 CREST_RAMP_DB = 6.0   # crest weights frames from 0 at that floor to 1 this far above it
 POWER_EPS = 1e-12     # -120 dB
 BARK_EPS = 1e-10      # band power floor: -100 dB
+BARK_TAPER_S = 0.05   # raised-cosine ends of the long-term spectrum's window (at most n/8)
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def prepare(x: torch.Tensor, sample_rate: float, highpass_hz: float = HP_HZ) -> 
     ``x_hp`` has its mean removed and is high-passed at ``highpass_hz`` (zero phase,
     24 dB/octave, -3 dB at the cut-off; -48 dB at a quarter of it). ``x_weighted`` is
     ``x_hp`` also through the magnitude of the K-weighting (BS.1770: RLB high-pass at 38 Hz
-    and +4 dB shelf above ~2 kHz, zero phase), used for RMS. The ends are reflected before
+    and +4 dB shelf above ~2 kHz, zero phase), used for RMS and loudness. The ends are reflected before
     filtering so that nothing wraps around, and the first and last 25 ms (at most an
     eighth of the signal each), where the filters settle, are dropped: both outputs are
     ``(..., samples - 2 * edge)``."""
@@ -192,26 +195,97 @@ def bark_power(x_hp: torch.Tensor, sample_rate: float, n_fft: int | None = None)
     return bands.view(b, 2, -1, N_BARK)
 
 
+@functools.lru_cache(maxsize=16)
+def _band_index(sample_rate: float, n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For the rfft grid of ``n_fft``: each bin's Bark band (``N_BARK`` for bins in none),
+    ``(n_fft // 2 + 1,)`` int64, and the bins per band ``(24,)`` float64 (same membership
+    as :func:`bark_matrix`: bin centre in [lo, hi) and below Nyquist)."""
+    f = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate, dtype=torch.float64)
+    edges = torch.tensor(BARK_EDGES_HZ, dtype=torch.float64)
+    band = torch.bucketize(f, edges, right=True) - 1  # edges[band] <= f < edges[band + 1]
+    band[(band < 0) | (band >= N_BARK) | (f >= sample_rate / 2)] = N_BARK
+    counts = torch.bincount(band, minlength=N_BARK + 1)[:N_BARK].to(torch.float64)
+    return band, counts
+
+
+class _BandPower(torch.autograd.Function):
+    """``x (rows, n)`` -> ``(rows, 24)``: mean of ``|rfft(x, n_fft)|^2`` over each band's bins.
+
+    By hand because autograd would differentiate the rfft with a full-length complex FFT
+    and keep the ``(rows, bins)`` power for the band sums; here the backward is one irfft:
+    ``dL/dx = n_fft irfft(2 c dL/dP X)[:n]`` (``c`` = 1/2, 1 at DC and Nyquist: the
+    adjoint of the rfft), with ``dL/dP`` per bin the band's gradient over its bin count.
+    Band sums are accumulated in float64 (a whole song's top band has a million bins)."""
+
+    @staticmethod
+    def forward(ctx, x, band, counts, n_fft):
+        spec = torch.fft.rfft(x, n_fft)
+        power = (spec.real.square() + spec.imag.square()).to(torch.float64)
+        sums = power.new_zeros(x.shape[0], N_BARK + 1).index_add_(1, band, power)
+        ctx.save_for_backward(spec, band, counts)
+        ctx.n_fft, ctx.n = n_fft, x.shape[-1]
+        return (sums[:, :N_BARK] / counts.clamp_min(1)).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        spec, band, counts = ctx.saved_tensors
+        n_fft = ctx.n_fft
+        per_bin = torch.nn.functional.pad(grad.to(torch.float64) / counts.clamp_min(1), (0, 1))  # none: 0
+        w = per_bin[:, band] * (2.0 * n_fft * 0.5)
+        w[:, 0] *= 2.0
+        if n_fft % 2 == 0:
+            w[:, -1] *= 2.0
+        grad_x = torch.fft.irfft(spec * w.to(spec.real.dtype), n_fft)[..., : ctx.n]
+        return grad_x, None, None, None
+
+
+def bark_long_term(x_hp: torch.Tensor, sample_rate: float) -> torch.Tensor:
+    """Long-term band power of mid ``(L+R)/2`` and side ``(L-R)/2``: ``x_hp (batch, 2,
+    samples)`` (already high-passed) -> ``(batch, 2, 24)``.
+
+    One FFT of the whole signal (raised-cosine ends of 50 ms, at most an eighth of it, so
+    that no edge discontinuity leaks into quiet bands), ``|X|^2 / sum(window^2)`` averaged
+    over the band's bins: white noise of variance s^2 reads s^2 in every band, as the
+    frame-wise :func:`bark_power` does on average. Bands above Nyquist are 0."""
+    b, _, n = x_hp.shape
+    ms = torch.cat([x_hp.sum(1, keepdim=True), -x_hp.diff(dim=1)], 1) / 2  # mid, side (L-R)/2
+    ramp = min(int(BARK_TAPER_S * sample_rate), n // 8)
+    taper = torch.ones(n, dtype=x_hp.dtype, device=x_hp.device)
+    if ramp > 0:
+        rise = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(ramp, dtype=torch.float64) + 0.5) / ramp)
+        taper[:ramp] = rise.to(taper)
+        taper[n - ramp:] = rise.flip(0).to(taper)
+    n_fft = next_fast_len(n, real=True)
+    band, counts = _band_index(float(sample_rate), n_fft)
+    power = _BandPower.apply((ms * taper).reshape(b * 2, n), band.to(x_hp.device), counts.to(x_hp.device), n_fft)
+    return (power / taper.square().sum()).view(b, 2, N_BARK)
+
+
 def bark_spectrum(x: torch.Tensor, sample_rate: float, prepared: bool = False) -> torch.Tensor:
     """Long-term Bark spectrum of mid and side: ``x (batch, 2, samples)`` ->
-    ``(batch, 2, 24)``, ``0.5 ln(mean band power + 1e-10)`` in nepers (1 Np = 8.69 dB), so
-    that white noise of RMS s gives ``ln s`` in every band. Index 0 is mid, 1 side; bands
-    above Nyquist read the floor (-11.5 Np)."""
+    ``(batch, 2, 24)``, ``0.5 ln(band power + 1e-10)`` in nepers (1 Np = 8.69 dB) from
+    :func:`bark_long_term`, so that white noise of RMS s gives ``ln s`` in every band.
+    Index 0 is mid, 1 side; bands above Nyquist read the floor (-11.5 Np)."""
     _check(x)
     hp = x if prepared else prepare(x, sample_rate)[0]
-    return 0.5 * torch.log(bark_power(hp, sample_rate).mean(2) + BARK_EPS)
+    return 0.5 * torch.log(bark_long_term(hp, sample_rate) + BARK_EPS)
 
 
 # ----------------------------------------------------------------------------- frame-wise
 
 
-def frame_features(x: torch.Tensor, sample_rate: float, config: FeatureConfig = FeatureConfig()) -> dict:
+def frame_features(x: torch.Tensor, sample_rate: float, config: FeatureConfig = FeatureConfig(),
+                   bark_frames: bool = True) -> dict:
     """Frame-wise features of ``x (batch, 2, samples)``.
 
     Returns a dict of ``(batch, frames)`` tensors ``rms``, ``crest`` (dB), ``width``,
-    ``imbalance``, plus ``power`` (mean square of the K-weighted signal per frame, for
-    gating), ``energy`` ``(batch, 4)`` (whole-signal mean squares of left, right, L-R and
-    L+R) and ``bark_power`` ``(batch, 2, stft_frames, 24)``."""
+    ``imbalance``, the mean squares behind them (``power``: K-weighted, both channels;
+    ``power_hp``: high-passed; ``peak2``: largest square of either channel), ``energy``
+    ``(batch, 4)`` (whole-signal mean squares of left, right, L-R and L+R), ``bark_mean``
+    ``(batch, 2, 24)`` (long-term band power, :func:`bark_long_term`), ``blocks``
+    ``(batch, 2, blocks)`` (BS.1770 gating-block mean squares of the K-weighted channels,
+    for the loudness) and, with ``bark_frames``, ``bark_power`` ``(batch, 2, stft_frames,
+    24)`` (:func:`bark_power`; the summaries do not need it)."""
     _check(x)
     hp, w = prepare(x, sample_rate, config.highpass_hz)
     frame = max(1, int(round(config.frame_s * sample_rate)))
@@ -228,19 +302,52 @@ def frame_features(x: torch.Tensor, sample_rate: float, config: FeatureConfig = 
     mid = 2 * (left + right) - side  # (L+R)^2 = 2 L^2 + 2 R^2 - (L-R)^2
     power_hp = (left + right) / 2
     whole = sq[:, 2:].mean(-1)  # (B, 3): left, right, side
-    return {
+    out = {
         "rms": 10 * torch.log10(power + POWER_EPS),
-        "crest": 10 * torch.log10(peak2 + POWER_EPS) - 10 * torch.log10(power_hp + POWER_EPS),
+        "crest": _crest(peak2, power_hp),
         "width": side / (mid + POWER_EPS),
         "imbalance": (right - left) / (right + left + POWER_EPS),
         "power": power,
+        "power_hp": power_hp,
+        "peak2": peak2,
         # whole-signal mean squares (B, 4): left, right, side (L-R), mid (L+R)
         "energy": torch.cat([whole, 2 * whole[:, :2].sum(-1, keepdim=True) - whole[:, 2:]], -1),
-        "bark_power": bark_power(hp, sample_rate, bark_fft_size(sample_rate, config.bark_fft_s)),
+        "bark_mean": bark_long_term(hp, sample_rate),
+        "blocks": block_powers(w, sample_rate),
     }
+    if bark_frames:
+        out["bark_power"] = bark_power(hp, sample_rate, bark_fft_size(sample_rate, config.bark_fft_s))
+    return out
 
 
-def summarize(ff: dict, pool: bool = False) -> dict:
+def _crest(peak2: torch.Tensor, power_hp: torch.Tensor) -> torch.Tensor:
+    return 10 * torch.log10(peak2 + POWER_EPS) - 10 * torch.log10(power_hp + POWER_EPS)
+
+
+def loudness_gain(ff: dict, lufs: float, pool: bool = False) -> torch.Tensor:
+    """Power gain that brings the signal of :func:`frame_features` output ``ff`` to
+    ``lufs`` (integrated loudness, BS.1770 gating, over ``ff["blocks"]``): ``(batch,)``, or
+    ``(1,)`` with ``pool`` (one gain for all excerpts). Differentiable with the gates held
+    fixed; silence is measured as -70 LUFS, so the gain stays finite.
+
+    The loudness is that of the 20 Hz high-passed, K-weighted signal the features already
+    compute, so normalising costs no filtering of its own; it agrees with
+    :func:`diffmst.loudness.loudness_np` to a few hundredths of a LU on music (the high-pass
+    only removes what the K-weighting's 38 Hz high-pass nearly does; the phase does not
+    matter to block powers). But its 400 ms blocks start 25 ms into the signal (the part
+    :func:`prepare` drops), and on a strongly rhythmic song whose blocks straddle the
+    relative gate that alone can move the reading by half a LU: measure a whole
+    reference song with :func:`diffmst.loudness.normalize_np` instead, whose blocks
+    start at its first sample as in any meter."""
+    z = ff["blocks"]
+    if pool:
+        z = z.transpose(0, 1).reshape(1, z.shape[1], -1)
+    loud = gated_loudness(z)
+    loud = torch.nan_to_num(loud, neginf=ABS_GATE).clamp_min(ABS_GATE)
+    return torch.pow(10.0, (lufs - loud) / 10.0)
+
+
+def summarize(ff: dict, pool: bool = False, lufs: float | None = None) -> dict:
     """Whole-signal style features from :func:`frame_features` output.
 
     ``rms`` is the mean frame level over frames louder than -70 dBFS (all frames if none
@@ -249,12 +356,20 @@ def summarize(ff: dict, pool: bool = False) -> dict:
     above it (both continuous in the signal, so an optimiser sees no jumps); ``width`` and
     ``imbalance`` are energy ratios over the whole signal, ``bark`` the long-term spectrum.
     Shapes ``(batch,)`` and ``(batch, 2, 24)``, or ``(1,)`` and ``(1, 2, 24)`` with ``pool``
-    (all batch items are excerpts of one song, of equal length)."""
-    def p(t: torch.Tensor) -> torch.Tensor:  # (B, F, ...) -> (1, B*F, ...)
+    (all batch items are excerpts of one song, of equal length).
+
+    With ``lufs``, the features are those of the signal scaled to that integrated loudness
+    (:func:`loudness_gain`; with ``pool`` one gain for the whole song), without scaling
+    any audio: every power above is multiplied by the gain."""
+    gain = loudness_gain(ff, lufs, pool) if lufs is not None else None
+
+    def p(t: torch.Tensor) -> torch.Tensor:  # (B, F, ...) -> (1, B*F, ...), scaled to lufs
+        if gain is not None:
+            t = t * gain.view(-1, *([1] * (t.dim() - 1)))
         return t.reshape(1, -1, *t.shape[2:]) if pool else t
 
     power = p(ff["power"])
-    level = p(ff["rms"])  # 10 log10(power + POWER_EPS)
+    level = 10 * torch.log10(power + POWER_EPS)
     with torch.no_grad():
         sounding = level > SILENT_DB
         none = ~sounding.any(-1, keepdim=True)
@@ -269,27 +384,31 @@ def summarize(ff: dict, pool: bool = False) -> dict:
         weight = ((level - floor) / CREST_RAMP_DB).clamp(0, 1) * sounding
         weight = torch.where(weight.sum(-1, keepdim=True) > 0, weight, sounding.to(weight.dtype))
         weight = weight / weight.sum(-1, keepdim=True)
-    energy = ff["energy"].sum(0, keepdim=True) if pool else ff["energy"]
+    crest = _crest(p(ff["peak2"]), p(ff["power_hp"])) if gain is not None else p(ff["crest"])
+    energy = ff["energy"] if gain is None else ff["energy"] * gain.view(-1, 1)
+    energy = energy.sum(0, keepdim=True) if pool else energy
     left, right, side, mid = energy.unbind(-1)
-    bp = ff["bark_power"]  # (B, 2, F, 24)
-    if pool:
-        bp = bp.transpose(0, 1).reshape(1, 2, -1, N_BARK)
+    bark = ff["bark_mean"] if gain is None else ff["bark_mean"] * gain.view(-1, 1, 1)
+    if pool:  # excerpts of equal length: the song's long-term spectrum is their mean
+        bark = bark.mean(0, keepdim=True)
     return {
         "rms": rms,
-        "crest": (p(ff["crest"]) * weight).sum(-1),
+        "crest": (crest * weight).sum(-1),
         "width": side / (mid + POWER_EPS),
         "imbalance": (right - left) / (right + left + POWER_EPS),
-        "bark": 0.5 * torch.log(bp.mean(2) + BARK_EPS),
+        "bark": 0.5 * torch.log(bark + BARK_EPS),
     }
 
 
 def style_features(
-    x: torch.Tensor, sample_rate: float, pool: bool = False, config: FeatureConfig = FeatureConfig()
+    x: torch.Tensor, sample_rate: float, pool: bool = False, config: FeatureConfig = FeatureConfig(),
+    lufs: float | None = None,
 ) -> dict:
     """The AF-loss features of ``x (batch, 2, samples)``: dict ``rms``, ``crest``, ``width``,
     ``imbalance`` ``(batch,)`` and ``bark`` ``(batch, 2, 24)`` (see :func:`summarize`;
-    ``pool=True`` summarises all batch items as excerpts of one song, shapes with batch 1)."""
-    return summarize(frame_features(x, sample_rate, config), pool=pool)
+    ``pool=True`` summarises all batch items as excerpts of one song, shapes with batch 1;
+    ``lufs`` gives the features of ``x`` brought to that loudness)."""
+    return summarize(frame_features(x, sample_rate, config, bark_frames=False), pool=pool, lufs=lufs)
 
 
 def to_python(feats: dict) -> dict:

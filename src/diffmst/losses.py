@@ -31,6 +31,8 @@ class AFLoss(torch.nn.Module):
         pool: treat the batch of each input as excerpts of one song, and compare the
             song-level summaries (for per-song optimisation over several windows).
         config: frame sizes of the features.
+        lufs: compare the features of both signals brought to this integrated loudness
+            (:func:`diffmst.features.loudness_gain`; no audio is scaled), or as given (None).
 
     ``forward(pred, target)`` takes stereo audio ``(batch, 2, samples)`` or a feature dict
     from :meth:`features` (to compute a fixed reference's features once), and returns
@@ -39,7 +41,7 @@ class AFLoss(torch.nn.Module):
     (Bark); batch sizes must match unless ``target`` has batch 1 (broadcast)."""
 
     def __init__(self, sample_rate: float, weights: Mapping[str, float] | None = None, pool: bool = False,
-                 config: FeatureConfig = FeatureConfig()):
+                 config: FeatureConfig = FeatureConfig(), lufs: float | None = None):
         super().__init__()
         self.sample_rate = sample_rate
         w = dict(AF_WEIGHTS if weights is None else weights)
@@ -49,9 +51,10 @@ class AFLoss(torch.nn.Module):
         self.weights = {k: float(w.get(k, 0.0)) for k in FEATURES}
         self.pool = pool
         self.config = config
+        self.lufs = lufs
 
     def features(self, x: torch.Tensor) -> dict:
-        return style_features(x, self.sample_rate, pool=self.pool, config=self.config)
+        return style_features(x, self.sample_rate, pool=self.pool, config=self.config, lufs=self.lufs)
 
     def forward(self, pred, target) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fp = pred if isinstance(pred, Mapping) else self.features(pred)

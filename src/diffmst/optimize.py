@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .allocator import reuse_freed_memory
 from .errors import DiffmstError
 
 Notify = Callable[[str], None]
@@ -449,6 +450,7 @@ def _terms_dict(total, terms) -> dict:
     return d
 
 
+@reuse_freed_memory()  # a step churns through large tensors: keep freed memory for reuse
 def optimize(
     tracks,
     reference,
@@ -500,9 +502,8 @@ def optimize(
 
     from .console import MASTER_PARAMS, TRACK_PARAMS, Settings, console, denormalize, normalize
     from .console import render as render_song
-    from .features import to_python
+    from .features import style_features, to_python
     from .losses import AFLoss
-    from .loudness import loudness_normalize
 
     opts = Options(steps=steps, lr=lr, analysis_sr=analysis_sr, windows=windows, window_s=window_s,
                    prior=prior, weights=weights, target_lufs=target_lufs, peak_dbfs=peak_dbfs,
@@ -529,9 +530,12 @@ def optimize(
     ref_a = torch.from_numpy(_reference_at(ref, ref_sr, opts))[None].to(dev)
     timings["prepare"] = time.perf_counter() - t0
 
-    af = AFLoss(analysis_sr, weights=weights, pool=True)
+    # the mix windows' features at target_lufs (one gain for them all, measured on the
+    # features' own K-weighted signal); the reference is already there (_reference_at: a
+    # standard meter over the whole song)
+    af = AFLoss(analysis_sr, weights=weights, pool=True, lufs=target_lufs)
     with torch.no_grad():
-        ref_feats = af.features(ref_a)
+        ref_feats = style_features(ref_a, analysis_sr, pool=True, config=af.config)
         ref_feats = {k: v.detach() for k, v in ref_feats.items()}
 
     k = x.shape[0]
@@ -543,9 +547,7 @@ def optimize(
 
     def mix_features(tp, mp):
         mix = mixer(x, tp.expand(k, -1, -1), mp.expand(k, -1), analysis_sr)
-        mix = mix[..., pre:]
-        mix_n, _ = loudness_normalize(mix, analysis_sr, target_lufs, pool=True)
-        return af.features(mix_n)
+        return af.features(mix[..., pre:])
 
     # start: equal loudness (thresholds at each input's level, ratio 1: same sound)
     start = _start(baseline, levels, target_lufs)
