@@ -19,7 +19,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
