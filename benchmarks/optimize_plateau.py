@@ -1,6 +1,6 @@
 """Why per-song optimisation plateaued on the 3-minute benchmark song (docs/optimize.md).
 
-Runs ``diffmst.optimize`` (default options, 100 steps) on the song and reference of
+Runs ``diffmst.optimize`` (default options otherwise, 100 steps) on the song and reference of
 ``optimize_speed.py`` with two RMS/crest summaries side by side:
 
 - ``gated``: the summary as it was before, frames more than 30 dB below the power mean
