@@ -33,6 +33,7 @@ def console(
     master_params: torch.Tensor,
     sample_rate: float,
     eq_method: str = "fft",
+    eq_tail: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mix tracks through the console (differentiable w.r.t. tracks and every parameter).
 
@@ -42,15 +43,18 @@ def console(
         master_params: ``(batch, len(MASTER_PARAMS))`` real units.
         sample_rate: Hz; any rate (frequencies are clamped below Nyquist).
         eq_method: ``"fft"`` (differentiable) or ``"iir"`` (exact, no gradient).
+        eq_tail: the ``fft`` EQ's zero-padding in samples (default one second: no
+            wrap-around). Shorter is cheaper and wraps the impulse responses' tails onto
+            the first samples: for analysis windows whose warm-up is discarded.
     Returns:
         ``(mix, wet)``: mix ``(batch, 2, samples)``, wet tracks ``(batch, tracks, 2, samples)``.
     """
     _check(tracks, track_params, master_params)
-    y, gains, _ = strip_mono(tracks[:, :, 0], track_params, sample_rate, eq_method)
+    y, gains, _ = strip_mono(tracks[:, :, 0], track_params, sample_rate, eq_method, eq_tail=eq_tail)
     wet = y.unsqueeze(2) * gains.unsqueeze(-1)  # = channel_strip(...)
     # the bus is pan_sum(y, gains) (= wet.sum(1)), so a loss on the mix alone never
     # back-propagates through the (batch, tracks, 2, samples) wet tensor
-    mix, _ = master_bus(pan_sum(y, gains), master_params, sample_rate, eq_method)
+    mix, _ = master_bus(pan_sum(y, gains), master_params, sample_rate, eq_method, eq_tail=eq_tail)
     return mix, wet
 
 

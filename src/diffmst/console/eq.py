@@ -399,7 +399,10 @@ def eq_fft(x: torch.Tensor, eq_params: torch.Tensor, sample_rate: float, tail: i
     Args:
         x: ``(..., samples)`` audio.
         eq_params: ``(..., 18)`` broadcastable to ``x``'s leading shape.
-        tail: zero-padding in samples (default: one second, at least 4096).
+        tail: zero-padding in samples (default: one second, at least 4096). A shorter
+            one is cheaper, and the part of the impulse response beyond it wraps around
+            onto the first samples: fine when those are discarded anyway (the warm-up
+            before an analysis window), not otherwise.
     Returns:
         ``(..., samples)``, time-aligned with ``x`` (causal, no latency).
     """
@@ -538,12 +541,14 @@ def eq_iir(
 
 
 def apply_eq(
-    x: torch.Tensor, eq_params: torch.Tensor, sample_rate: float, method: str = "fft", state: torch.Tensor | None = None
+    x: torch.Tensor, eq_params: torch.Tensor, sample_rate: float, method: str = "fft", state: torch.Tensor | None = None,
+    tail: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The EQ by ``method``: ``"fft"`` (:func:`eq_fft`, differentiable, stateless: returns
-    ``(y, None)``) or ``"iir"`` (:func:`eq_iir`, exact, carries ``state`` between blocks)."""
+    """The EQ by ``method``: ``"fft"`` (:func:`eq_fft` with its zero-padding ``tail``,
+    differentiable, stateless: returns ``(y, None)``) or ``"iir"`` (:func:`eq_iir`, exact,
+    carries ``state`` between blocks)."""
     if method == "fft":
-        return eq_fft(x, eq_params, sample_rate), None
+        return eq_fft(x, eq_params, sample_rate, tail), None
     if method == "iir":
         return eq_iir(x, eq_params, sample_rate, state)
     raise ValueError(f"eq method must be 'fft' or 'iir', got {method!r}")

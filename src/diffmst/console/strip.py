@@ -36,13 +36,14 @@ def strip_mono(
     sample_rate: float,
     eq_method: str = "fft",
     state: dict | None = None,
+    eq_tail: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """:func:`channel_strip` before the pan: ``(y (batch, tracks, samples), pan gains
     (batch, tracks, 2), state)``; the wet tracks are ``y[:, :, None] * gains[..., None]``."""
     b, t, n = x.shape
     state = state or {}
     y = x * db_to_gain(params[..., GAIN]).unsqueeze(-1)
-    y, eq_state = eq.apply_eq(y, params[..., EQ], sample_rate, eq_method, state.get("eq"))
+    y, eq_state = eq.apply_eq(y, params[..., EQ], sample_rate, eq_method, state.get("eq"), eq_tail)
     y, comp_state = dynamics.compressor(
         y.reshape(b * t, 1, n), params[..., COMP].reshape(b * t, 6), sample_rate, state=state.get("comp")
     )
