@@ -1,5 +1,5 @@
 """Where the optimisation step's time went: one step (console + loss, forward and backward)
-timed with the loss as it was and as it is, with and without the allocator setting.
+timed as it was and as it is, with and without the allocator setting.
 
 Run from the repository root::
 
@@ -9,9 +9,11 @@ Loss variants (same console, same windows: 4 x 5 s at 24 kHz, 8 tracks):
 
 - ``before``: the mix scaled to -16 LUFS by :func:`diffmst.loudness.loudness_normalize`
   (its own K-weighting FFT pair), then the features with the Bark spectrum averaged over
-  STFT frames (:func:`diffmst.features.bark_power`), as the loss was computed before;
+  STFT frames (:func:`diffmst.features.bark_power`), and the EQ padded by 1 s, as the step
+  was computed before;
 - ``now``: :class:`diffmst.losses.AFLoss` with ``lufs`` (loudness from the features' own
-  K-weighted signal, long-term Bark from one FFT), as ``diffmst.optimize`` runs it.
+  K-weighted signal, long-term Bark from one FFT), and the EQ's zero-padding cut from 1 s
+  to the 0.25 s warm-up, as ``diffmst.optimize`` runs it.
 
 Allocator: glibc's defaults (``DIFFMST_MALLOC=default``) or
 :func:`diffmst.allocator.reuse_freed_memory`. Each of the four runs in its own process
@@ -67,9 +69,11 @@ def measure(variant: str, steps: int, seconds: float) -> list[float]:
 
     feats = before if variant.startswith("before") else af.features
 
+    tail = None if variant == "before" else max(pre, 1024)  # optimize's EQ padding (the warm-up)
+
     def step():
         tp, mp = denormalize(u_t[None], TRACK_PARAMS), denormalize(u_m[None], MASTER_PARAMS)
-        mix = console(x, tp.expand(k, -1, -1), mp.expand(k, -1), sr)[0][..., pre:]
+        mix = console(x, tp.expand(k, -1, -1), mp.expand(k, -1), sr, eq_tail=tail)[0][..., pre:]
         total, _ = af(feats(mix), ref_feats)
         total.backward()
 
