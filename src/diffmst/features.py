@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from scipy.fft import next_fast_len
 
-from .loudness import ABS_GATE, block_powers, gated_loudness, k_weighting_response
+from .loudness import block_powers, gain_to_target_db, k_weighting_response
 
 # Zwicker's critical-band edges (Hz): 25 edges, 24 bands
 BARK_EDGES_HZ: tuple[float, ...] = (
@@ -163,17 +163,31 @@ def bark_fft_size(sample_rate: float, seconds: float = FeatureConfig.bark_fft_s)
     return 1 << max(6, round(math.log2(seconds * sample_rate)))
 
 
+@functools.lru_cache(maxsize=16)
+def _band_index(sample_rate: float, n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For the rfft grid of ``n_fft``: each bin's Bark band (``N_BARK`` for bins in none),
+    ``(n_fft // 2 + 1,)`` int64, and the bins per band ``(24,)`` float64: a bin belongs to
+    the band its centre lies in ([lo, hi)), if it is below Nyquist."""
+    f = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate, dtype=torch.float64)
+    edges = torch.tensor(BARK_EDGES_HZ, dtype=torch.float64)
+    band = torch.bucketize(f, edges, right=True) - 1  # edges[band] <= f < edges[band + 1]
+    band[(band < 0) | (band >= N_BARK) | (f >= sample_rate / 2)] = N_BARK
+    counts = torch.bincount(band, minlength=N_BARK + 1)[:N_BARK].to(torch.float64)
+    return band, counts
+
+
 def bark_matrix(sample_rate: float, n_fft: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(n_fft // 2 + 1, 24)`` averaging matrix (each column sums to 1 over the rfft bins
     whose centre lies in the band) and a ``(24,)`` bool mask of bands that have bins (bands
     above Nyquist have none)."""
-    f = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate, dtype=torch.float64)
-    lo = torch.tensor(BARK_EDGES_HZ[:-1], dtype=torch.float64)
-    hi = torch.tensor(BARK_EDGES_HZ[1:], dtype=torch.float64)
-    member = ((f[:, None] >= lo) & (f[:, None] < hi) & (f[:, None] < sample_rate / 2)).to(torch.float64)
-    count = member.sum(0)
-    mat = member / count.clamp_min(1)
+    band, count = _band_index(float(sample_rate), n_fft)
+    mat = torch.nn.functional.one_hot(band, N_BARK + 1)[:, :N_BARK].to(torch.float64) / count.clamp_min(1)
     return mat.to(device=device, dtype=torch.float32), (count > 0).to(device)
+
+
+def _mid_side(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, 2, samples)`` L/R -> mid ``(L+R)/2`` and side ``(L-R)/2``, same shape."""
+    return torch.cat([x.sum(1, keepdim=True), -x.diff(dim=1)], 1) / 2
 
 
 def bark_power(x_hp: torch.Tensor, sample_rate: float, n_fft: int | None = None) -> torch.Tensor:
@@ -184,7 +198,7 @@ def bark_power(x_hp: torch.Tensor, sample_rate: float, n_fft: int | None = None)
     white noise of variance s^2 reads s^2 in every band. Bands above Nyquist are 0."""
     n_fft = n_fft or bark_fft_size(sample_rate)
     b, _, n = x_hp.shape
-    ms = torch.cat([x_hp.sum(1, keepdim=True), -x_hp.diff(dim=1)], 1) / 2  # mid, side (L-R)/2
+    ms = _mid_side(x_hp)
     if n < n_fft:
         ms = torch.nn.functional.pad(ms, (0, n_fft - n))
     win = torch.hann_window(n_fft, periodic=True, dtype=x_hp.dtype, device=x_hp.device)
@@ -193,19 +207,6 @@ def bark_power(x_hp: torch.Tensor, sample_rate: float, n_fft: int | None = None)
     mat, _ = bark_matrix(sample_rate, n_fft, x_hp.device)
     bands = power.transpose(1, 2) @ mat.to(power.dtype)  # (2b, frames, 24)
     return bands.view(b, 2, -1, N_BARK)
-
-
-@functools.lru_cache(maxsize=16)
-def _band_index(sample_rate: float, n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """For the rfft grid of ``n_fft``: each bin's Bark band (``N_BARK`` for bins in none),
-    ``(n_fft // 2 + 1,)`` int64, and the bins per band ``(24,)`` float64 (same membership
-    as :func:`bark_matrix`: bin centre in [lo, hi) and below Nyquist)."""
-    f = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate, dtype=torch.float64)
-    edges = torch.tensor(BARK_EDGES_HZ, dtype=torch.float64)
-    band = torch.bucketize(f, edges, right=True) - 1  # edges[band] <= f < edges[band + 1]
-    band[(band < 0) | (band >= N_BARK) | (f >= sample_rate / 2)] = N_BARK
-    counts = torch.bincount(band, minlength=N_BARK + 1)[:N_BARK].to(torch.float64)
-    return band, counts
 
 
 class _BandPower(torch.autograd.Function):
@@ -231,8 +232,8 @@ class _BandPower(torch.autograd.Function):
         spec, band, counts = ctx.saved_tensors
         n_fft = ctx.n_fft
         per_bin = torch.nn.functional.pad(grad.to(torch.float64) / counts.clamp_min(1), (0, 1))  # none: 0
-        w = per_bin[:, band] * (2.0 * n_fft * 0.5)
-        w[:, 0] *= 2.0
+        w = per_bin[:, band] * float(n_fft)  # 2 (from |X|^2) x n_fft x c, c = 1/2 ...
+        w[:, 0] *= 2.0  # ... and 1 at DC and Nyquist
         if n_fft % 2 == 0:
             w[:, -1] *= 2.0
         grad_x = torch.fft.irfft(spec * w.to(spec.real.dtype), n_fft)[..., : ctx.n]
@@ -248,7 +249,7 @@ def bark_long_term(x_hp: torch.Tensor, sample_rate: float) -> torch.Tensor:
     over the band's bins: white noise of variance s^2 reads s^2 in every band, as the
     frame-wise :func:`bark_power` does on average. Bands above Nyquist are 0."""
     b, _, n = x_hp.shape
-    ms = torch.cat([x_hp.sum(1, keepdim=True), -x_hp.diff(dim=1)], 1) / 2  # mid, side (L-R)/2
+    ms = _mid_side(x_hp)
     ramp = min(int(BARK_TAPER_S * sample_rate), n // 8)
     taper = torch.ones(n, dtype=x_hp.dtype, device=x_hp.device)
     if ramp > 0:
@@ -339,12 +340,7 @@ def loudness_gain(ff: dict, lufs: float, pool: bool = False) -> torch.Tensor:
     relative gate that alone can move the reading by half a LU: measure a whole
     reference song with :func:`diffmst.loudness.normalize_np` instead, whose blocks
     start at its first sample as in any meter."""
-    z = ff["blocks"]
-    if pool:
-        z = z.transpose(0, 1).reshape(1, z.shape[1], -1)
-    loud = gated_loudness(z)
-    loud = torch.nan_to_num(loud, neginf=ABS_GATE).clamp_min(ABS_GATE)
-    return torch.pow(10.0, (lufs - loud) / 10.0)
+    return torch.pow(10.0, gain_to_target_db(ff["blocks"], lufs, pool) / 10.0)
 
 
 def summarize(ff: dict, pool: bool = False, lufs: float | None = None) -> dict:
@@ -363,9 +359,11 @@ def summarize(ff: dict, pool: bool = False, lufs: float | None = None) -> dict:
     any audio: every power above is multiplied by the gain."""
     gain = loudness_gain(ff, lufs, pool) if lufs is not None else None
 
+    def scaled(t: torch.Tensor) -> torch.Tensor:  # (B, ...) powers, brought to lufs
+        return t if gain is None else t * gain.view(-1, *([1] * (t.dim() - 1)))
+
     def p(t: torch.Tensor) -> torch.Tensor:  # (B, F, ...) -> (1, B*F, ...), scaled to lufs
-        if gain is not None:
-            t = t * gain.view(-1, *([1] * (t.dim() - 1)))
+        t = scaled(t)
         return t.reshape(1, -1, *t.shape[2:]) if pool else t
 
     power = p(ff["power"])
@@ -384,11 +382,11 @@ def summarize(ff: dict, pool: bool = False, lufs: float | None = None) -> dict:
         weight = ((level - floor) / CREST_RAMP_DB).clamp(0, 1) * sounding
         weight = torch.where(weight.sum(-1, keepdim=True) > 0, weight, sounding.to(weight.dtype))
         weight = weight / weight.sum(-1, keepdim=True)
-    crest = _crest(p(ff["peak2"]), p(ff["power_hp"])) if gain is not None else p(ff["crest"])
-    energy = ff["energy"] if gain is None else ff["energy"] * gain.view(-1, 1)
+    crest = _crest(p(ff["peak2"]), p(ff["power_hp"]))
+    energy = scaled(ff["energy"])
     energy = energy.sum(0, keepdim=True) if pool else energy
     left, right, side, mid = energy.unbind(-1)
-    bark = ff["bark_mean"] if gain is None else ff["bark_mean"] * gain.view(-1, 1, 1)
+    bark = scaled(ff["bark_mean"])
     if pool:  # excerpts of equal length: the song's long-term spectrum is their mean
         bark = bark.mean(0, keepdim=True)
     return {

@@ -110,14 +110,27 @@ def gated_loudness(z: torch.Tensor) -> torch.Tensor:
     return torch.where(n_keep > 0, loud, torch.full_like(loud, SILENCE))
 
 
+def _pooled(z: torch.Tensor, pool: bool) -> torch.Tensor:
+    """Block powers ``(B, C, J)`` of B excerpts of one signal -> ``(1, C, B * J)`` (with ``pool``)."""
+    return z.transpose(0, 1).reshape(1, z.shape[1], -1) if pool else z
+
+
 def integrated_loudness(x: torch.Tensor, sample_rate: float, pool: bool = False) -> torch.Tensor:
     """BS.1770 integrated loudness of ``x (batch, channels, samples)`` in LUFS, ``(batch,)``
     (differentiable). With ``pool=True`` the batch items are excerpts of one signal and
     one loudness ``(1,)`` is measured over all their blocks together."""
-    z = block_powers(k_weight(x, sample_rate), sample_rate)  # (B, C, J)
-    if pool:
-        z = z.transpose(0, 1).reshape(1, z.shape[1], -1)
-    return gated_loudness(z)
+    return gated_loudness(_pooled(block_powers(k_weight(x, sample_rate), sample_rate), pool))
+
+
+def gain_to_target_db(z: torch.Tensor, target_lufs: float, pool: bool = False,
+                      floor_lufs: float = ABS_GATE) -> torch.Tensor:
+    """Gain in dB that brings a signal with block powers ``z (batch, channels, blocks)``
+    (:func:`block_powers` of its K-weighted channels) to ``target_lufs``: ``(batch,)``, or
+    ``(1,)`` with ``pool`` (one gain for all excerpts). Differentiable with the gates held
+    fixed; a signal quieter than ``floor_lufs`` (silence) is measured as ``floor_lufs``, so
+    the gain stays finite."""
+    loud = gated_loudness(_pooled(z, pool))
+    return target_lufs - torch.nan_to_num(loud, neginf=floor_lufs).clamp_min(floor_lufs)
 
 
 def loudness_normalize(
@@ -129,9 +142,7 @@ def loudness_normalize(
     Returns ``(scaled, gain_db)`` with ``gain_db (batch,)`` (or ``(1,)`` with ``pool``: one
     gain for all excerpts, so their relative levels are kept). A signal quieter than
     ``floor_lufs`` (silence) is measured as ``floor_lufs``, so the gain stays finite."""
-    loud = integrated_loudness(x, sample_rate, pool=pool)
-    loud = torch.nan_to_num(loud, neginf=floor_lufs).clamp_min(floor_lufs)
-    gain_db = target_lufs - loud
+    gain_db = gain_to_target_db(block_powers(k_weight(x, sample_rate), sample_rate), target_lufs, pool, floor_lufs)
     scale = torch.pow(10.0, gain_db / 20.0).to(x.dtype)
     return x * scale.view(-1, *([1] * (x.dim() - 1))), gain_db
 

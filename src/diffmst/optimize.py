@@ -540,10 +540,13 @@ def optimize(
 
     k = x.shape[0]
 
+    # the EQ's zero-padding only as long as the discarded warm-up, so what wraps around
+    # lands there (15 % off a step against the default 1 s); no warm-up (a song shorter
+    # than a window): the default, nothing wraps
+    eq_tail = pre or None
+
     def run_console(xx, tp, mp, sr):
-        # the EQ's zero-padding only as long as the discarded warm-up: what wraps around
-        # lands there (15 % off a step against the default 1 s)
-        return console(xx, tp, mp, sr, eq_tail=max(pre, 1024))[0]
+        return console(xx, tp, mp, sr, eq_tail=eq_tail)[0]
 
     mixer = console_fn or run_console
 
