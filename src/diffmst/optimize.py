@@ -546,7 +546,7 @@ def optimize(
     eq_tail = pre or None
 
     def run_console(xx, tp, mp, sr):
-        return console(xx, tp, mp, sr, eq_tail=eq_tail)[0]
+        return console(xx, tp, mp, sr, eq_tail=eq_tail, wet=False)[0]
 
     mixer = console_fn or run_console
 

@@ -34,7 +34,8 @@ def console(
     sample_rate: float,
     eq_method: str = "fft",
     eq_tail: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    wet: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Mix tracks through the console (differentiable w.r.t. tracks and every parameter).
 
     Args:
@@ -46,16 +47,17 @@ def console(
         eq_tail: the ``fft`` EQ's zero-padding in samples (default one second: no
             wrap-around). Shorter is cheaper and wraps the impulse responses' tails onto
             the first samples: for analysis windows whose warm-up is discarded.
+        wet: also return the wet tracks (False: ``None`` in their place; an optimiser
+            that only needs the mix saves a ``(batch, tracks, 2, samples)`` tensor).
     Returns:
         ``(mix, wet)``: mix ``(batch, 2, samples)``, wet tracks ``(batch, tracks, 2, samples)``.
     """
     _check(tracks, track_params, master_params)
     y, gains, _ = strip_mono(tracks[:, :, 0], track_params, sample_rate, eq_method, eq_tail=eq_tail)
-    wet = y.unsqueeze(2) * gains.unsqueeze(-1)  # = channel_strip(...)
     # the bus is pan_sum(y, gains) (= wet.sum(1)), so a loss on the mix alone never
     # back-propagates through the (batch, tracks, 2, samples) wet tensor
     mix, _ = master_bus(pan_sum(y, gains), master_params, sample_rate, eq_method, eq_tail=eq_tail)
-    return mix, wet
+    return mix, (y.unsqueeze(2) * gains.unsqueeze(-1) if wet else None)  # wet = channel_strip(...)
 
 
 class Console(torch.nn.Module):

@@ -42,8 +42,11 @@ def strip_mono(
     (batch, tracks, 2), state)``; the wet tracks are ``y[:, :, None] * gains[..., None]``."""
     b, t, n = x.shape
     state = state or {}
-    y = x * db_to_gain(params[..., GAIN]).unsqueeze(-1)
-    y, eq_state = eq.apply_eq(y, params[..., EQ], sample_rate, eq_method, state.get("eq"), eq_tail)
+    # gain and EQ are both linear and time-invariant, so they commute: the EQ runs on the
+    # input itself, which needs no gradient in an optimisation (the EQ's backward then
+    # skips its input's irfft), and the gain is applied to its output
+    y, eq_state = eq.apply_eq(x, params[..., EQ], sample_rate, eq_method, state.get("eq"), eq_tail)
+    y = y * db_to_gain(params[..., GAIN]).unsqueeze(-1)
     y, comp_state = dynamics.compressor(
         y.reshape(b * t, 1, n), params[..., COMP].reshape(b * t, 6), sample_rate, state=state.get("comp")
     )
