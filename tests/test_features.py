@@ -16,6 +16,7 @@ from diffmst.features import (
     crest_db,
     frame_features,
     FeatureConfig,
+    prepare,
     rms_db,
     stereo_imbalance,
     stereo_width,
@@ -314,6 +315,16 @@ def test_features_differentiable():
     total = sum(v.sum() for v in f.values())
     total.backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("n", [300, 225])  # FFT sizes 900 and 675
+def test_prepare_gradient(n):
+    """prepare's hand-written backward (the filters' transpose) against finite differences,
+    for both outputs (the reflection's length sets the FFT size: even and odd)."""
+    x = torch.from_numpy(np.random.default_rng(n).normal(0, 0.1, (1, 2, n))).requires_grad_(True)
+    for out in (0, 1):
+        assert torch.autograd.gradcheck(lambda t: prepare(t, 8000)[out], (x,), eps=1e-6, atol=1e-7)
+    assert torch.autograd.gradcheck(lambda t: sum(prepare(t, 8000)), (x,), eps=1e-6, atol=1e-7)
 
 
 def test_features_of_silence_are_finite():

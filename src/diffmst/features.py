@@ -79,6 +79,16 @@ def _hp_magnitude(f: torch.Tensor, cutoff: float, order: int = HP_ORDER) -> torc
     return r / torch.sqrt(1 + r * r)
 
 
+@functools.lru_cache(maxsize=16)
+def _prepare_filters(sample_rate: float, n_fft: int, highpass_hz: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`prepare`'s magnitudes on the rfft grid, float64 ``(bins,)``: the high-pass,
+    and the high-pass times the K-weighting (cached: evaluating them took as long as the
+    filtering)."""
+    f = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate, dtype=torch.float64)
+    h_hp = _hp_magnitude(f.clamp_min(1e-9), highpass_hz)
+    return h_hp, h_hp * torch.from_numpy(np.abs(k_weighting_response(sample_rate, n_fft)))
+
+
 def prepare(x: torch.Tensor, sample_rate: float, highpass_hz: float = HP_HZ) -> tuple[torch.Tensor, torch.Tensor]:
     """DC-block and high-pass ``x (..., samples)``; returns ``(x_hp, x_weighted)``.
 
@@ -100,17 +110,48 @@ def prepare(x: torch.Tensor, sample_rate: float, highpass_hz: float = HP_HZ) -> 
         flat = torch.nn.functional.pad(flat, (pad, pad), mode="reflect")
     m = flat.shape[-1]
     n_fft = next_fast_len(m, real=True)
-    spec = torch.fft.rfft(flat, n_fft)
-    f = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate, dtype=torch.float64, device=x.device)
-    h_hp = _hp_magnitude(f.clamp_min(1e-9), highpass_hz)
-    h_w = h_hp * torch.from_numpy(np.abs(k_weighting_response(sample_rate, n_fft))).to(f)
+    h_hp, h_w = (h.to(device=x.device, dtype=x.dtype) for h in _prepare_filters(float(sample_rate), n_fft, highpass_hz))
     # the reflection's slope kink makes the low filters ring for ~20 ms: drop the ends
     edge = min(int(EDGE_S * sample_rate), n // 8)
-    keep = slice(pad + edge, pad + n - edge)
-    hp = torch.fft.irfft(spec * h_hp.to(x.dtype), n_fft)[..., keep]
-    w = torch.fft.irfft(spec * h_w.to(x.dtype), n_fft)[..., keep]
+    hp, w = _ZeroPhasePair.apply(flat, h_hp, h_w, n_fft, pad + edge, n - 2 * edge)
     k = hp.shape[-1]
     return hp.reshape(*lead, k), w.reshape(*lead, k)
+
+
+class _ZeroPhasePair(torch.autograd.Function):
+    """Two zero-phase filters of one signal: ``x (rows, 1, m)``, real magnitudes ``h1, h2
+    (bins,)`` -> ``irfft(rfft(x, n_fft) * h_i, n_fft)[..., start : start + length]``.
+
+    By hand because each output is a circular convolution with a real, even kernel, a
+    symmetric operator, so the backward is the same filtering of the gradients (zero-embedded
+    at ``start``): ``dx = irfft(rfft(g1) h1 + rfft(g2) h2)[:m]``, three FFTs. Autograd
+    through the chain took a full-length complex FFT for the rfft, plus the slices' and
+    products' temporaries: half of the features' backward."""
+
+    @staticmethod
+    def forward(ctx, x, h1, h2, n_fft, start, length):
+        spec = torch.fft.rfft(x, n_fft)
+        keep = slice(start, start + length)
+        y1 = torch.fft.irfft(spec * h1, n_fft)[..., keep]
+        y2 = torch.fft.irfft(spec.mul_(h2), n_fft)[..., keep]
+        ctx.save_for_backward(h1, h2)
+        ctx.geometry = (n_fft, start, x.shape[-1])
+        return y1, y2
+
+    @staticmethod
+    def backward(ctx, g1, g2):
+        h1, h2 = ctx.saved_tensors
+        n_fft, start, m = ctx.geometry
+        spec = None
+        for g, h in ((g1, h1), (g2, h2)):
+            if g is None:
+                continue
+            # zero-embedding by left padding; rfft's n pads the right
+            part = torch.fft.rfft(torch.nn.functional.pad(g, (start, 0)), n_fft).mul_(h)
+            spec = part if spec is None else spec.add_(part)
+        if spec is None:
+            return None, None, None, None, None, None
+        return torch.fft.irfft(spec, n_fft)[..., :m], None, None, None, None, None
 
 
 def _check(x: torch.Tensor) -> None:
