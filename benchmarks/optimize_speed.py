@@ -4,7 +4,7 @@ Run from the repository root (dasp-pytorch is a benchmark-only dependency)::
 
     pip install -e .[bench]
     python benchmarks/optimize_speed.py --seeds 0 1 2    # 8 tracks x 3 min (~6 minutes a seed)
-    python benchmarks/optimize_speed.py --seconds 20 --dasp-steps 20   # smoke run
+    python benchmarks/optimize_speed.py --seconds 20 --dasp-steps 20 --steps 30 20   # smoke run
 
 Both runs use the same song (8 tracks), reference (another song, random settings), analysis
 windows, loudness normalisation, AF loss, start (equal loudness), projected Adam and
@@ -15,10 +15,10 @@ gain; frequencies clamped below Nyquist as ours does).
 
 Printed per window placement (``--seeds``): the AF loss that ``--dasp-steps`` (150) Adam
 steps with dasp reach (best so far, as the optimiser keeps), the wall time they took, and
-the time our run (by default the same number of steps and the same schedule: the identical
-optimiser) needs to reach the same loss (first step whose best-so-far AF loss is at or
-below it), and the ratio. Both are measured side by side in one process, with the same
-thread count.
+for each of our runs (``--steps``; default: ``diffmst.optimize``'s own default, as shipped,
+and the same number of steps as dasp, i.e. the identical optimiser and schedule) the time
+it needs to reach the same loss (first step whose best-so-far AF loss is at or below it),
+and the ratio. All are measured side by side in one process, with the same thread count.
 """
 
 from __future__ import annotations
@@ -57,31 +57,37 @@ def best_so_far(history):
 
 def run(audio, ref, names, args, seed: int) -> dict:
     common = dict(sample_rate=SR, reference_sr=SR, track_names=names, seed=seed, window_s=args.window)
-    t0 = time.perf_counter()
-    ours = optimize(audio, ref, steps=args.steps, **common)
-    ours_total = time.perf_counter() - t0
-    print(f"seed {seed}: ours: {args.steps} steps, optimisation {ours.timings['optimize']:.1f} s, whole command "
-          f"{ours_total:.1f} s (prepare {ours.timings['prepare']:.1f}, render {ours.timings.get('render', 0):.1f}); "
-          f"AF {ours.af['equal_loudness']['total']:.4f} -> {ours.af['optimized']['total']:.4f}", flush=True)
+    ours = {}
+    for steps in args.steps:
+        t0 = time.perf_counter()
+        o = ours[steps] = optimize(audio, ref, steps=steps, **common)
+        print(f"seed {seed}: ours: {steps} steps, optimisation {o.timings['optimize']:.1f} s, whole command "
+              f"{time.perf_counter() - t0:.1f} s (prepare {o.timings['prepare']:.1f}, render "
+              f"{o.timings.get('render', 0):.1f}); AF {o.af['equal_loudness']['total']:.4f} -> "
+              f"{o.af['optimized']['total']:.4f}", flush=True)
     dasp = optimize(audio, ref, steps=args.dasp_steps, console_fn=dasp_fn, render=False, **common)
     target = best_so_far(dasp.history)[-1][1]
     print(f"seed {seed}: dasp: {args.dasp_steps} steps, optimisation {dasp.timings['optimize']:.1f} s; "
           f"best AF {target:.4f}", flush=True)
-    o_curve = best_so_far(ours.history)
-    reach = next(((i, t) for i, (t, b) in enumerate(o_curve) if b <= target), None)
-    return {"seed": seed, "ours": ours, "dasp": dasp, "target": target, "reach": reach, "best": o_curve[-1][1]}
+    runs = []
+    for steps, o in ours.items():
+        curve = best_so_far(o.history)
+        reach = next(((i, t) for i, (t, b) in enumerate(curve) if b <= target), None)
+        runs.append({"steps": steps, "result": o, "reach": reach, "best": curve[-1][1]})
+    return {"seed": seed, "dasp": dasp, "target": target, "ours": runs}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=180.0)
     ap.add_argument("--dasp-steps", type=int, default=150)
-    ap.add_argument("--steps", type=int, default=None, help="our steps (default: --dasp-steps, the same schedule)")
+    ap.add_argument("--steps", type=int, nargs="+", default=None,
+                    help=f"our runs' steps (default: {Options.steps}, optimize's default, and --dasp-steps)")
     ap.add_argument("--window", type=float, default=Options.window_s, help="analysis window length, s (default: optimize's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="window placements (optimize's seed)")
     args = ap.parse_args()
-    args.steps = args.steps or args.dasp_steps
+    args.steps = args.steps or list(dict.fromkeys([Options.steps, args.dasp_steps]))
     torch.set_num_threads(args.threads)
     names, audio = song(0, args.seconds)
     ref = reference(0, args.seconds)
@@ -94,16 +100,18 @@ def main() -> None:
     print(f"| seed | console | steps | s / step | time to AF <= dasp@{args.dasp_steps} | best AF | ratio |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        d, o = r["dasp"], r["ours"]
+        d = r["dasp"]
         print(f"| {r['seed']} | dasp-pytorch | {args.dasp_steps} | {per_step(d):.2f} | {d.timings['optimize']:.1f} s "
               f"| {r['target']:.4f} | |")
-        if r["reach"] is None:
-            print(f"| | diffmst | {args.steps} | {per_step(o):.2f} | not reached in {args.steps} steps "
-                  f"({o.timings['optimize']:.1f} s) | {r['best']:.4f} | |")
-        else:
-            ratio = r["reach"][1] / d.timings["optimize"]
-            print(f"| | diffmst | {r['reach'][0] + 1} of {args.steps} | {per_step(o):.2f} | {r['reach'][1]:.1f} s "
-                  f"| {r['best']:.4f} | **{ratio:.3f}** ({1 / ratio:.1f}x faster) |")
+        for run_ in r["ours"]:
+            o, steps = run_["result"], run_["steps"]
+            if run_["reach"] is None:
+                print(f"| | diffmst | {steps} | {per_step(o):.2f} | not reached in {steps} steps "
+                      f"({o.timings['optimize']:.1f} s) | {run_['best']:.4f} | |")
+            else:
+                ratio = run_["reach"][1] / d.timings["optimize"]
+                print(f"| | diffmst | {run_['reach'][0] + 1} of {steps} | {per_step(o):.2f} | {run_['reach'][1]:.1f} s "
+                      f"| {run_['best']:.4f} | **{ratio:.3f}** ({1 / ratio:.1f}x faster) |")
 
 
 if __name__ == "__main__":

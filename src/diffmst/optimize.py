@@ -46,7 +46,7 @@ PAN_CENTRE_DB = 10 * math.log10(2 * 10 ** (-4.5 / 10))  # a centred mono source:
 class Options:
     """Optimisation settings (defaults: a 3-minute 8-track song in about a minute on 2 cores)."""
 
-    steps: int = 150
+    steps: int = 200
     lr: float = 0.03
     analysis_sr: int = ANALYSIS_SR
     windows: int = 4
