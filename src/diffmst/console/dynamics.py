@@ -271,23 +271,37 @@ def _curve_chain(level, g_gc, thr, ratio, knee, g_level):  # pragma: no cover - 
     return s_lev, s_slope, s_knee
 
 
+LN10_OVER_20 = math.log(10.0) / 20.0
+
+
 @numba.njit(parallel=True, cache=True)
-def _curve_smooth_bwd(grad_y, y, level, attack, thr, ratio, knee, alpha_a, alpha_r, zi):  # pragma: no cover
-    # The smoother's adjoint as in _smooth_bwd, run backwards in time block by block and
-    # interleaved over a group of rows like the forward; then, per block, the chain rule
-    # through the curve in a separate loop.
-    rows, n = level.shape
-    g_level = np.empty_like(level)
-    g = np.zeros((6, rows))  # thr, ratio, knee, alpha_a, alpha_r, zi
+def _compressor_bwd(dy, x, gain, y, level, attack, thr, ratio, knee, alpha_a, alpha_r, zi):  # pragma: no cover
+    # The whole compressor's backward for x (rows, channels, n) and one gain per row
+    # (see _Compressor), block by block backwards in time, rows interleaved in groups as
+    # in the forward. Per block:
+    #   1. dL/dg (the smoothed gain in dB) = ln10 / 20 * gain * sum_c dy x, and its sum
+    #      for the make-up gain;
+    #   2. the smoother's adjoint (as in _smooth_bwd) -> dL/d gc;
+    #   3. the chain rule through the curve (_curve_chain) -> dL/d level;
+    #   4. dx = dy * gain + dL/d level * 20 / (ln10 x) on the channel(s) that set the level
+    #      (|x| = max over channels >= EPS; ties share it equally, as torch's amax does).
+    rows, n_ch, n = x.shape
+    dx = np.empty_like(x)
+    g = np.zeros((7, rows))  # thr, ratio, knee, alpha_a, alpha_r, zi, makeup
+    db_per_np = 1.0 / LN10_OVER_20
     for grp in numba.prange((rows + _GROUP - 1) // _GROUP):
         r0 = grp * _GROUP
         m = min(_GROUP, rows - r0)
         gc = np.empty((_GROUP, _BLOCK))
+        sg = np.empty((_GROUP, _BLOCK))   # dL/dg
         ggc = np.empty((_GROUP, _BLOCK))  # dL/d gc
+        gl = np.empty((_GROUP, _BLOCK))   # dL/d level
+        mx = np.empty((_GROUP, _BLOCK))   # largest |x| over channels
+        tt = np.empty((_GROUP, _BLOCK))   # level-path scale per sample
         prv = np.empty((_GROUP, _BLOCK))  # smoother value before each sample
         lam = np.zeros(_GROUP)
         a_next = np.zeros(_GROUP)
-        sums = np.zeros((6, _GROUP))  # s_lev, s_slope, s_knee, s_alpha_a, s_alpha_r
+        sums = np.zeros((6, _GROUP))  # s_lev, s_slope, s_knee, s_alpha_a, s_alpha_r, s_makeup
         for b0 in range(((n - 1) // _BLOCK) * _BLOCK, -1, -_BLOCK):
             nb = min(_BLOCK, n - b0)
             for k in range(m):
@@ -298,6 +312,19 @@ def _curve_smooth_bwd(grad_y, y, level, attack, thr, ratio, knee, alpha_a, alpha
                 else:
                     prv[k, 0] = zi[r]
                     prv[k, 1:nb] = y[r, 0 : nb - 1]
+                gr, sk = gain[r, b0 : b0 + nb], sg[k]
+                d0, x0 = dy[r, 0, b0 : b0 + nb], x[r, 0, b0 : b0 + nb]
+                for i in range(nb):
+                    sk[i] = np.float64(d0[i]) * np.float64(x0[i])
+                for c in range(1, n_ch):
+                    dc, xc = dy[r, c, b0 : b0 + nb], x[r, c, b0 : b0 + nb]
+                    for i in range(nb):
+                        sk[i] += np.float64(dc[i]) * np.float64(xc[i])
+                tot = 0.0
+                for i in range(nb):
+                    sk[i] *= LN10_OVER_20 * np.float64(gr[i])
+                    tot += sk[i]
+                sums[5, k] += tot
             if m == _GROUP:
                 l0, l1, l2, l3 = lam[0], lam[1], lam[2], lam[3]
                 n0, n1, n2, n3 = a_next[0], a_next[1], a_next[2], a_next[3]
@@ -307,8 +334,7 @@ def _curve_smooth_bwd(grad_y, y, level, attack, thr, ratio, knee, alpha_a, alpha
                 g0, g1, g2, g3 = gc[0], gc[1], gc[2], gc[3]
                 e0, e1, e2, e3 = ggc[0], ggc[1], ggc[2], ggc[3]
                 q0, q1, q2, q3 = prv[0], prv[1], prv[2], prv[3]
-                c0, c1 = grad_y[r0, b0 : b0 + nb], grad_y[r0 + 1, b0 : b0 + nb]
-                c2, c3 = grad_y[r0 + 2, b0 : b0 + nb], grad_y[r0 + 3, b0 : b0 + nb]
+                c0, c1, c2, c3 = sg[0], sg[1], sg[2], sg[3]
                 m0, m1 = attack[r0, b0 : b0 + nb], attack[r0 + 1, b0 : b0 + nb]
                 m2, m3 = attack[r0 + 2, b0 : b0 + nb], attack[r0 + 3, b0 : b0 + nb]
                 for j in range(nb - 1, -1, -1):
@@ -340,7 +366,7 @@ def _curve_smooth_bwd(grad_y, y, level, attack, thr, ratio, knee, alpha_a, alpha
                     r = r0 + k
                     lk, nk, sa, sr = lam[k], a_next[k], 0.0, 0.0
                     aa, ar, gg, ee, qq = alpha_a[r], alpha_r[r], gc[k], ggc[k], prv[k]
-                    cc, mm = grad_y[r, b0 : b0 + nb], attack[r, b0 : b0 + nb]
+                    cc, mm = sg[k], attack[r, b0 : b0 + nb]
                     for j in range(nb - 1, -1, -1):
                         att = mm[j]
                         lk, nk, ee[j], d = _adjoint_step(cc[j], lk, nk, att, aa, ar, qq[j], gg[j])
@@ -349,14 +375,37 @@ def _curve_smooth_bwd(grad_y, y, level, attack, thr, ratio, knee, alpha_a, alpha
                     lam[k], a_next[k] = lk, nk
                     sums[3, k] += sa
                     sums[4, k] += sr
-            for k in range(m):  # chain rule through the curve
+            for k in range(m):
                 r = r0 + k
                 s_lev, s_slope, s_knee = _curve_chain(
-                    level[r, b0 : b0 + nb], ggc[k, :nb], thr[r], ratio[r], knee[r], g_level[r, b0 : b0 + nb]
+                    level[r, b0 : b0 + nb], ggc[k, :nb], thr[r], ratio[r], knee[r], gl[k, :nb]
                 )
                 sums[0, k] += s_lev
                 sums[1, k] += s_slope
                 sums[2, k] += s_knee
+                # dx: the direct path, then the level's (the level is 20 log10 of the
+                # largest |x| over channels, floored at EPS); loops over one block's
+                # samples on 1-d views, branch-free, so they vectorise
+                gr, glk, mxk, tk = gain[r, b0 : b0 + nb], gl[k], mx[k], tt[k]
+                for i in range(nb):
+                    mxk[i] = 0.0
+                    tk[i] = 0.0
+                for c in range(n_ch):
+                    xc = x[r, c, b0 : b0 + nb]
+                    for i in range(nb):
+                        mxk[i] = max(mxk[i], abs(np.float64(xc[i])))
+                for c in range(n_ch):  # ties: tk counts the channels at the maximum
+                    xc = x[r, c, b0 : b0 + nb]
+                    for i in range(nb):
+                        tk[i] += 1.0 if abs(np.float64(xc[i])) == mxk[i] else 0.0
+                for i in range(nb):
+                    tk[i] = glk[i] * db_per_np / tk[i] if mxk[i] >= EPS else 0.0
+                for c in range(n_ch):
+                    dc, xc, dxc = dy[r, c, b0 : b0 + nb], x[r, c, b0 : b0 + nb], dx[r, c, b0 : b0 + nb]
+                    for i in range(nb):
+                        xv = np.float64(xc[i])
+                        lv = tk[i] / xv if abs(xv) == mxk[i] and tk[i] != 0.0 else 0.0
+                        dxc[i] = np.float64(dc[i]) * np.float64(gr[i]) + lv
         for k in range(m):
             r = r0 + k
             g[0, r] = -sums[0, k]
@@ -365,37 +414,54 @@ def _curve_smooth_bwd(grad_y, y, level, attack, thr, ratio, knee, alpha_a, alpha
             g[3, r] = sums[3, k]
             g[4, r] = sums[4, k]
             g[5, r] = a_next[k] * lam[k]
-    return g_level, g
+            g[6, r] = sums[5, k]
+    return dx, g
 
 
-class _CurveSmooth(torch.autograd.Function):
-    """``smooth_gain(gain_computer(level, thr, ratio, knee), alpha_a, alpha_r, zi)`` for
-    ``level (rows, samples)`` and per-row parameters ``(rows,)``."""
+class _Compressor(torch.autograd.Function):
+    """The compressor for ``x (rows, channels, samples)`` with one gain per row, from the
+    largest ``|x|`` over its channels, and per-row parameters ``(rows,)``: ``threshold,
+    ratio, knee`` (dB, :1, dB), smoothing coefficients ``alpha_a, alpha_r``, smoother
+    state ``zi`` (dB) and ``makeup`` (dB). Returns ``(y, last smoothed gain (rows,))``.
+
+    Forward: the level (torch: its log10 is vectorised, numba's is not), the curve and the
+    smoother (:func:`_curve_smooth_fwd`), the gain (torch's exp). The backward is one
+    compiled pass (:func:`_compressor_bwd`); as torch ops the level's and the gain's
+    derivatives took a dozen full-signal tensors."""
 
     @staticmethod
-    def forward(ctx, level, thr, ratio, knee, alpha_a, alpha_r, zi):
+    def forward(ctx, x, thr, ratio, knee, alpha_a, alpha_r, zi, makeup):
+        rows, ch, n = x.shape
+        xc = x.detach().cpu()
+        mag = xc.abs()
+        mag = mag.amax(1) if ch > 1 else mag.view(rows, n)
+        level = mag.clamp_min_(EPS).log10_().mul_(20.0)  # (rows, n), x's dtype
         f64 = lambda t: t.detach().cpu().to(torch.float64).contiguous().numpy()  # noqa: E731
         params = [f64(p) for p in (thr, ratio, knee, alpha_a, alpha_r, zi)]
-        lev = level.detach().cpu().contiguous()
         want = any(ctx.needs_input_grad)
-        y, attack = _curve_smooth_fwd(lev.numpy(), *params, want)
-        y_t = torch.from_numpy(y)
+        g, attack = _curve_smooth_fwd(level.contiguous().numpy(), *params, want)
+        g = torch.from_numpy(g)
+        gain = (g + makeup.detach().cpu().to(g.dtype)[:, None]).mul_(LN10_OVER_20).exp_()
+        y = x * gain.to(x.device).unsqueeze(1)
         if want:
-            ctx.save_for_backward(lev, y_t)
+            ctx.save_for_backward(xc, level, g, gain)
             ctx.attack, ctx.params = attack, params
-            ctx.metas = [(t.dtype, t.device) for t in (level, thr, ratio, knee, alpha_a, alpha_r, zi)]
-        return y_t
+            ctx.metas = [(t.dtype, t.device) for t in (x, thr, ratio, knee, alpha_a, alpha_r, zi, makeup)]
+        state = g[:, -1].clone().to(x.device)
+        ctx.mark_non_differentiable(state)
+        return y, state
 
     @staticmethod
-    def backward(ctx, grad_y):
-        lev, y = ctx.saved_tensors
-        g_level, g = _curve_smooth_bwd(
-            grad_y.detach().cpu().to(lev.dtype).contiguous().numpy(), y.numpy(), lev.numpy(), ctx.attack, *ctx.params
+    def backward(ctx, dy, _d_state):
+        xc, level, g, gain = ctx.saved_tensors
+        dx, grads = _compressor_bwd(
+            dy.detach().cpu().to(xc.dtype).contiguous().numpy(), xc.contiguous().numpy(), gain.numpy(), g.numpy(),
+            level.numpy(), ctx.attack, *ctx.params,
         )
-        grads = [torch.from_numpy(g_level)] + list(torch.from_numpy(g))
+        out = [torch.from_numpy(dx)] + list(torch.from_numpy(grads))
         return tuple(
             gr.to(device, dtype) if need else None
-            for gr, need, (dtype, device) in zip(grads, ctx.needs_input_grad, ctx.metas)
+            for gr, need, (dtype, device) in zip(out, ctx.needs_input_grad, ctx.metas)
         )
 
 
@@ -415,46 +481,6 @@ def smooth_gain(
         state = torch.zeros(gc.shape[0], dtype=gc.dtype, device=gc.device)
     return _Smooth.apply(gc, alpha_attack, alpha_release, state)
 
-
-LN10_OVER_20 = math.log(10.0) / 20.0
-
-
-class _DbLevel(torch.autograd.Function):
-    """``20 log10(max(|x|, EPS))`` with a one-line backward: for ``|x| >= EPS`` the
-    derivative is ``20 / (ln 10 x)`` (sign included); below the floor it is 0 (as
-    torch's ``clamp_min``). Saves the abs/clamp/log10/scale chain's temporaries."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.abs().clamp_min_(EPS).log10_().mul_(20.0)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return torch.where(x.abs() >= EPS, grad * (1.0 / LN10_OVER_20) / x, torch.zeros((), dtype=grad.dtype))
-
-
-class _ApplyGainDb(torch.autograd.Function):
-    """``y = x * 10^((g + makeup) / 20)`` (as ``exp``), ``g`` broadcast over ``x``'s
-    channels; backward: ``dx = dy * gain``, ``dg = ln10 / 20 * sum_channels(dy * y)``."""
-
-    @staticmethod
-    def forward(ctx, x, g, makeup):
-        gain = (g + makeup).mul_(LN10_OVER_20).exp_()
-        y = x * gain
-        ctx.save_for_backward(gain, y)
-        ctx.shapes = (g.shape, makeup.shape)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        gain, y = ctx.saved_tensors
-        g_shape, m_shape = ctx.shapes
-        grad_x = grad * gain if ctx.needs_input_grad[0] else None
-        grad_g = (grad * y).sum_to_size(g_shape).mul_(LN10_OVER_20)
-        grad_m = grad_g.sum_to_size(m_shape) if ctx.needs_input_grad[2] else None
-        return grad_x, grad_g if ctx.needs_input_grad[1] else None, grad_m
 
 
 def compressor(
@@ -479,17 +505,14 @@ def compressor(
     """
     rows, ch, n = x.shape
     thr, ratio, att, rel, knee, makeup = params.unbind(-1)
-    # level = 20 log10(max(mag, EPS)), mag = |x| (or max over channels when linked)
-    level = _DbLevel.apply(x.abs().amax(dim=1, keepdim=True) if link else x)
-    c = level.shape[1]
-    col = lambda p: p.view(rows, 1, 1)  # noqa: E731
-    rep = lambda p: p.repeat_interleave(c)  # noqa: E731
+    c = 1 if link else ch  # gains per row
+    rep = (lambda p: p) if c == 1 else (lambda p: p.repeat_interleave(c))  # noqa: E731
     if state is None:
         state = torch.zeros(rows * c, dtype=x.dtype, device=x.device)
-    # = smooth_gain(gain_computer(level, ...), ...), fused (see _CurveSmooth)
-    g = _CurveSmooth.apply(
-        level.reshape(rows * c, n), rep(thr), rep(ratio), rep(knee),
-        rep(time_to_coef(att, sample_rate)), rep(time_to_coef(rel, sample_rate)), state,
-    ).to(x.device).view(rows, c, n)
-    y = _ApplyGainDb.apply(x, g, col(makeup))  # x * 10^((g + makeup) / 20)
-    return y, g[..., -1].reshape(-1).detach()
+    # unlinked: every channel is a row of its own
+    xr = x if link else x.reshape(rows * ch, 1, n)
+    y, last = _Compressor.apply(
+        xr, rep(thr), rep(ratio), rep(knee), rep(time_to_coef(att, sample_rate)),
+        rep(time_to_coef(rel, sample_rate)), state, rep(makeup),
+    )
+    return y.view(rows, ch, n), last
