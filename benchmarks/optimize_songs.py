@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=Options.steps)
     ap.add_argument("--windows", type=int, default=Options.windows, help="analysis windows (default: optimize's)")
     ap.add_argument("--window", type=float, default=Options.window_s, help="window length, s (default: optimize's)")
+    ap.add_argument("--prior", type=float, default=Options.prior, help="settings prior (default: optimize's)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -56,7 +57,7 @@ def main() -> None:
         ref = reference(i, seconds)
         t0 = time.perf_counter()
         res = optimize(audio, ref, sample_rate=SR, reference_sr=SR, track_names=names, steps=args.steps, seed=i,
-                       windows=args.windows, window_s=args.window)
+                       windows=args.windows, window_s=args.window, prior=args.prior)
         took = time.perf_counter() - t0
         base, _ = equal_loudness_mix(audio, sample_rate=SR, names=names)
         r = at_analysis(ref)

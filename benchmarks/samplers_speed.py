@@ -4,7 +4,7 @@
     python benchmarks/samplers_speed.py data/corpus loader 44100 16   # 2-worker DataLoader
 """
 import os, sys, time
-import numpy as np, torch
+
 
 def main():
     from diffmst.data.sources import open_multitrack

@@ -51,7 +51,7 @@ class Options:
     analysis_sr: int = ANALYSIS_SR
     windows: int = 4
     window_s: float = 5.0
-    prior: float = 0.02
+    prior: float = 0.5
     weights: dict | None = None
     target_lufs: float = TARGET_LUFS
     peak_dbfs: float = PEAK_DBFS
