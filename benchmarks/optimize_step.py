@@ -15,6 +15,10 @@ Loss variants (same console, same windows: 4 x 5 s at 24 kHz, 8 tracks):
   K-weighted signal, long-term Bark from one FFT), and the EQ's zero-padding cut from 1 s
   to the 0.25 s warm-up, as ``diffmst.optimize`` runs it.
 
+Both run the current console and feature code (``console(..., wet=False)``: the mix only);
+the speed-ups inside them (the fused compressor, the EQ before the gain, ``prepare``'s
+backward) count for both.
+
 Allocator: glibc's defaults (``DIFFMST_MALLOC=default``) or
 :func:`diffmst.allocator.reuse_freed_memory`. Each of the four runs in its own process
 (the allocator state is per process), in two interleaved rounds; printed: median step time
@@ -73,7 +77,7 @@ def measure(variant: str, steps: int, seconds: float) -> list[float]:
 
     def step():
         tp, mp = denormalize(u_t[None], TRACK_PARAMS), denormalize(u_m[None], MASTER_PARAMS)
-        mix = console(x, tp.expand(k, -1, -1), mp.expand(k, -1), sr, eq_tail=tail)[0][..., pre:]
+        mix = console(x, tp.expand(k, -1, -1), mp.expand(k, -1), sr, eq_tail=tail, wet=False)[0][..., pre:]
         total, _ = af(feats(mix), ref_feats)
         total.backward()
 
