@@ -102,6 +102,28 @@ def test_equal_loudness_baseline():
     assert np.allclose(render_with(audio, settings.track_params, settings.master_params), mix, atol=1e-5)
 
 
+@pytest.mark.parametrize("short_db, noticed", [(0.02, False), (2.0, True)])
+def test_peak_limit_sets_level_and_notices_only_a_real_shortfall(short_db, noticed):
+    """The master gain brings a mix to the target unless a peak would pass the limit; then
+    the peak sits on the limit, and the user hears about it only when the level ends up
+    noticeably (>= 0.05 LU) below the target."""
+    from diffmst.loudness import loudness_np
+    from diffmst.optimize import _set_master_level
+
+    sr = 24000
+    t = np.arange(3 * sr) / sr
+    mix = np.stack([np.sin(2 * np.pi * 997 * t), np.sin(2 * np.pi * 997 * t + 0.3)]).astype(np.float32) * 0.1
+    loud, peak_db = loudness_np(mix, sr), 20 * math.log10(float(np.abs(mix).max()))
+    limit = peak_db + (-16.0 - loud) - short_db  # the target would put the peak short_db over it
+    settings, notes = Settings.default(["a"]), []
+    change = _set_master_level(settings, mix, sr, -16.0, limit, notes.append)
+    out = mix * 10 ** (change / 20)
+    assert 20 * np.log10(np.abs(out).max()) == pytest.approx(limit, abs=1e-3)
+    assert loudness_np(out, sr) == pytest.approx(-16.0 - short_db, abs=0.01)
+    assert float(settings.master_params[MASTER_INDEX["gain_db"]]) == pytest.approx(change, abs=1e-4)
+    assert bool(notes) == noticed, notes
+
+
 def test_window_starts_spread_over_song():
     starts = window_starts(100 * SR, 3 * SR, 5)
     assert len(starts) == 5 and starts == sorted(starts)

@@ -247,13 +247,14 @@ def _set_master_level(settings, mix: np.ndarray, sr: int, target_lufs: float, pe
     peak_db = 20 * math.log10(peak)
     if peak_db + change > peak_dbfs:
         change = peak_dbfs - peak_db
-        notify(f"mix set to {loud + change:.1f} LUFS (not {target_lufs:g}) to keep peaks at {peak_dbfs:g} dBFS")
+        if target_lufs - (loud + change) >= 0.05:  # not for a shortfall that rounds away
+            notify(f"mix set to {loud + change:.1f} LUFS (not {target_lufs:g}) to keep peaks at {peak_dbfs:g} dBFS")
     spec = MASTER_PARAMS[MASTER_INDEX["gain_db"]]
     old = float(settings.master_params[MASTER_INDEX["gain_db"]])
     new = min(max(old + change, spec.min), spec.max)
     if abs(new - (old + change)) > 0.01:
         notify(f"master gain clamped to {new:+.1f} dB (range {spec.min:g} .. {spec.max:g} dB)")
-    settings.master_params[MASTER_INDEX["gain_db"]] = new
+    settings.master_params[MASTER_INDEX["gain_db"]] = float(new)
     return new - old
 
 
