@@ -482,7 +482,6 @@ def smooth_gain(
     return _Smooth.apply(gc, alpha_attack, alpha_release, state)
 
 
-
 def compressor(
     x: torch.Tensor,
     params: torch.Tensor,
