@@ -112,6 +112,35 @@ def main() -> None:
                 ratio = run_["reach"][1] / d.timings["optimize"]
                 print(f"| | diffmst | {run_['reach'][0] + 1} of {steps} | {per_step(o):.2f} | {run_['reach'][1]:.1f} s "
                       f"| {run_['best']:.4f} | **{ratio:.3f}** ({1 / ratio:.1f}x faster) |")
+    if len(results) > 1:
+        summary(results, args)
+
+
+def summary(results: list, args) -> None:
+    """Over all placements: how many reach dasp's loss within a tenth of its time, and the
+    mean best-so-far curve (per step, over placements) against dasp's mean loss."""
+    n = len(results)
+    dasp_af = sum(r["target"] for r in results) / n
+    dasp_t = sum(r["dasp"].timings["optimize"] for r in results) / n
+    print()
+    print(f"over {n} placements: dasp@{args.dasp_steps} mean best AF {dasp_af:.4f} in {dasp_t:.1f} s (mean)")
+    for i, steps in enumerate(args.steps):
+        runs = [r["ours"][i] for r in results]
+        within = sum(1 for r, run_ in zip(results, runs)
+                     if run_["reach"] is not None and run_["reach"][1] <= 0.1 * r["dasp"].timings["optimize"])
+        curves = [best_so_far(run_["result"].history) for run_ in runs]
+        m = min(len(c) for c in curves)
+        mean_af = [sum(c[j][1] for c in curves) / n for j in range(m)]
+        mean_t = [sum(c[j][0] for c in curves) / n for j in range(m)]
+        hit = next((j for j in range(m) if mean_af[j] <= dasp_af), None)
+        line = (f"diffmst {steps} steps: reached dasp's loss within a tenth of its time on {within} of {n}; "
+                f"mean best AF {mean_af[-1]:.4f}; ")
+        if hit is None:
+            line += "mean curve does not reach dasp's mean"
+        else:
+            line += (f"mean curve reaches dasp's mean at step {hit + 1} ({mean_t[hit]:.1f} s): "
+                     f"ratio **{mean_t[hit] / dasp_t:.3f}**")
+        print(line)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ EQ parameter tensors are ``(..., 18)``: for each band of :data:`params.EQ_BANDS`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -28,6 +29,45 @@ N_BANDS = len(EQ_BANDS)
 N_EQ_PARAMS = 3 * N_BANDS
 # highest usable centre frequency as a fraction of the sample rate (just below Nyquist)
 MAX_FREQ_FRACTION = 0.49
+
+# rfft of inputs kept by reuse_input_spectra(): key -> (input, spectrum, its version), or
+# None (off)
+_SPECTRA: dict | None = None
+_MAX_SPECTRA = 4
+
+
+@contextlib.contextmanager
+def reuse_input_spectra():
+    """Inside this block the FFT EQ keeps the rfft of each input that needs no gradient
+    and reuses it while the same, unmodified tensor comes again.
+
+    For an optimiser, whose tracks are fixed: their rfft was 10-20 % of its step. The
+    key is the input's memory (pointer, offset, shape, strides, dtype) and padded length;
+    the input itself is held, so that memory cannot be handed to another tensor while the
+    entry lives, and an in-place change (its version counter) invalidates the entry. At
+    most four entries; all dropped when the block ends."""
+    global _SPECTRA
+    outer, _SPECTRA = _SPECTRA, {}
+    try:
+        yield
+    finally:
+        _SPECTRA = outer
+
+
+def _input_spectrum(x: torch.Tensor, n_fft: int) -> tuple[torch.Tensor, bool]:
+    """``(rfft(x, n_fft), shared)``; ``shared``: the tensor is cached, do not modify it."""
+    if _SPECTRA is None or x.requires_grad:
+        return torch.fft.rfft(x, n_fft), False
+    key = (x.untyped_storage().data_ptr(), x.storage_offset(), tuple(x.shape), x.stride(), x.dtype,
+           str(x.device), n_fft)
+    hit = _SPECTRA.get(key)
+    if hit is not None and hit[0]._version == hit[2]:
+        return hit[1], True
+    spec = torch.fft.rfft(x, n_fft)
+    if len(_SPECTRA) >= _MAX_SPECTRA:
+        _SPECTRA.clear()
+    _SPECTRA[key] = (x, spec, x._version)
+    return spec, True
 
 
 def biquad(gain_db: torch.Tensor, freq_hz: torch.Tensor, q: torch.Tensor, sample_rate: float, kind: str):
@@ -311,8 +351,8 @@ class _EQFilter(torch.autograd.Function):
     def forward(ctx, x, b, a, n_fft):
         cdt = torch.complex64 if x.dtype == torch.float32 else torch.complex128
         h = _response_np(b, a, n_fft, cdt)
-        spec = torch.fft.rfft(x, n_fft)
-        spec.mul_(h.unsqueeze(1))  # Y = X H, in place
+        spec, shared = _input_spectrum(x, n_fft)
+        spec = spec * h.unsqueeze(1) if shared else spec.mul_(h.unsqueeze(1))  # Y = X H
         ctx.save_for_backward(b, a, h, spec if (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]) else None)
         ctx.n_fft, ctx.n = n_fft, x.shape[-1]
         return torch.fft.irfft(spec, n_fft)[..., : x.shape[-1]]
@@ -339,7 +379,7 @@ class _FFTFilter(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h, n_fft):
-        X = torch.fft.rfft(x, n_fft)
+        X, _ = _input_spectrum(x, n_fft)  # used out of place only
         ctx.save_for_backward(X if ctx.needs_input_grad[1] else None, h)
         ctx.n_fft, ctx.x_shape = n_fft, x.shape
         return torch.fft.irfft(X * h, n_fft)[..., : x.shape[-1]]
