@@ -13,14 +13,16 @@ Loss variants (same console, same windows: 4 x 5 s at 24 kHz, 8 tracks):
   was computed before;
 - ``now``: :class:`diffmst.losses.AFLoss` with ``lufs`` (loudness from the features' own
   K-weighted signal, long-term Bark from one FFT), and the EQ's zero-padding cut from 1 s
-  to the 0.25 s warm-up, as ``diffmst.optimize`` runs it.
+  to the 0.25 s warm-up;
+- ``kept``: ``now`` with the tracks' rfft computed once and reused every step
+  (:func:`diffmst.console.eq.reuse_input_spectra`), as ``diffmst.optimize`` runs it.
 
-Both run the current console and feature code (``console(..., wet=False)``: the mix only);
+All run the current console and feature code (``console(..., wet=False)``: the mix only);
 the speed-ups inside them (the fused compressor, the EQ before the gain, ``prepare``'s
 backward) count for both.
 
 Allocator: glibc's defaults (``DIFFMST_MALLOC=default``) or
-:func:`diffmst.allocator.reuse_freed_memory`. Each of the four runs in its own process
+:func:`diffmst.allocator.reuse_freed_memory` (``kept``: only the latter). Each of the five runs in its own process
 (the allocator state is per process), in two interleaved rounds; printed: median step time
 and the ratio to ``before`` with glibc's defaults.
 """
@@ -28,6 +30,7 @@ and the ratio to ``before`` with glibc's defaults.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -46,6 +49,7 @@ def measure(variant: str, steps: int, seconds: float) -> list[float]:
     from diffmst import features as F
     from diffmst.allocator import reuse_freed_memory
     from diffmst.console import MASTER_PARAMS, TRACK_PARAMS, console, denormalize, normalize
+    from diffmst.console.eq import reuse_input_spectra
     from diffmst.losses import AFLoss
     from diffmst.loudness import loudness_normalize
 
@@ -74,6 +78,8 @@ def measure(variant: str, steps: int, seconds: float) -> list[float]:
     feats = before if variant.startswith("before") else af.features
 
     tail = None if variant == "before" else (pre or None)  # optimize's EQ padding (the warm-up)
+    # "kept": the tracks' rfft computed once and reused, as optimize runs the loop
+    spectra = reuse_input_spectra() if variant == "kept" else contextlib.nullcontext()
 
     def step():
         tp, mp = denormalize(u_t[None], TRACK_PARAMS), denormalize(u_m[None], MASTER_PARAMS)
@@ -82,7 +88,7 @@ def measure(variant: str, steps: int, seconds: float) -> list[float]:
         total.backward()
 
     times = []
-    with reuse_freed_memory():
+    with reuse_freed_memory(), spectra:
         for i in range(steps + 3):
             t0 = time.perf_counter()
             step()
@@ -102,7 +108,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child, args.steps, args.seconds)))
         return
-    configs = [("before", "default"), ("before", ""), ("now", "default"), ("now", "")]
+    configs = [("before", "default"), ("before", ""), ("now", "default"), ("now", ""), ("kept", "")]
     times: dict[tuple[str, str], list[float]] = {c: [] for c in configs}
     for _ in range(args.rounds):
         for variant, malloc in configs:
