@@ -73,7 +73,7 @@ def run(audio, ref, names, args, seed: int) -> dict:
     for steps, o in ours.items():
         curve = best_so_far(o.history)
         reach = next(((i, t) for i, (t, b) in enumerate(curve) if b <= target), None)
-        runs.append({"steps": steps, "result": o, "reach": reach, "best": curve[-1][1]})
+        runs.append({"steps": steps, "result": o, "curve": curve, "reach": reach, "best": curve[-1][1]})
     return {"seed": seed, "dasp": dasp, "target": target, "ours": runs}
 
 
@@ -128,7 +128,7 @@ def summary(results: list, args) -> None:
         runs = [r["ours"][i] for r in results]
         within = sum(1 for r, run_ in zip(results, runs)
                      if run_["reach"] is not None and run_["reach"][1] <= 0.1 * r["dasp"].timings["optimize"])
-        curves = [best_so_far(run_["result"].history) for run_ in runs]
+        curves = [run_["curve"] for run_ in runs]
         m = min(len(c) for c in curves)
         mean_af = [sum(c[j][1] for c in curves) / n for j in range(m)]
         mean_t = [sum(c[j][0] for c in curves) / n for j in range(m)]

@@ -397,7 +397,7 @@ def test_response_gradcheck():
     assert torch.autograd.gradcheck(lambda b, a: eq.response(b, a, 16), (b, a), eps=1e-7, atol=1e-5)
 
 
-def test_reuse_input_spectra_same_results_and_invalidation():
+def test_reuse_input_spectra_same_results_and_invalidation(monkeypatch):
     """Inside reuse_input_spectra() a fixed input's rfft is computed once and reused (the
     optimiser's tracks); outputs and parameter gradients equal the uncached ones, an
     in-place change of the input or a new tensor is not served from the cache, and
@@ -421,25 +421,22 @@ def test_reuse_input_spectra_same_results_and_invalidation():
         calls.append(tuple(t.shape))
         return real_rfft(t, *a, **k)
 
+    monkeypatch.setattr(torch.fft, "rfft", counting_rfft)
     with eq.reuse_input_spectra():
-        torch.fft.rfft = counting_rfft
-        try:
-            cached = [run(p) for p in P]  # two settings, one input: one forward rfft of x
-            n_x = sum(1 for c in calls if c == tuple(x.shape))
-            assert n_x == 1 + 2, calls  # once forward, plus each backward's rfft of dy
-            for (y0, g0), (y1, g1) in zip(plain, cached):
-                torch.testing.assert_close(y1, y0, rtol=0, atol=0)
-                torch.testing.assert_close(g1, g0, rtol=0, atol=0)
-            # the input changed in place: recomputed, and the result follows the new input
-            x.mul_(0.5)
-            y_half, _ = run(P[0])
-            torch.testing.assert_close(y_half, 0.5 * plain[0][0], rtol=1e-5, atol=1e-6)
-            # a tensor that needs a gradient is never cached
-            xg = x.clone().requires_grad_(True)
-            calls.clear()
-            eq.eq_fft(xg, P[0], sr, tail=500)
-            eq.eq_fft(xg, P[0], sr, tail=500)
-            assert sum(1 for c in calls if c == tuple(x.shape)) == 2
-        finally:
-            torch.fft.rfft = real_rfft
+        cached = [run(p) for p in P]  # two settings, one input: one forward rfft of x
+        n_x = sum(1 for c in calls if c == tuple(x.shape))
+        assert n_x == 1 + 2, calls  # once forward, plus each backward's rfft of dy
+        for (y0, g0), (y1, g1) in zip(plain, cached):
+            torch.testing.assert_close(y1, y0, rtol=0, atol=0)
+            torch.testing.assert_close(g1, g0, rtol=0, atol=0)
+        # the input changed in place: recomputed, and the result follows the new input
+        x.mul_(0.5)
+        y_half, _ = run(P[0])
+        torch.testing.assert_close(y_half, 0.5 * plain[0][0], rtol=1e-5, atol=1e-6)
+        # a tensor that needs a gradient is never cached
+        xg = x.clone().requires_grad_(True)
+        calls.clear()
+        eq.eq_fft(xg, P[0], sr, tail=500)
+        eq.eq_fft(xg, P[0], sr, tail=500)
+        assert sum(1 for c in calls if c == tuple(x.shape)) == 2
     assert eq._SPECTRA is None
