@@ -38,7 +38,7 @@ def test_optimize_writes_mix_settings_report(song, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["optimize", str(song / "tracks"), str(song / "ref.wav"), "-o", str(out)] + QUICK) == 0
     stdout = capsys.readouterr().out
-    assert "AF loss" in stdout
+    assert "AF (paper, whole song)" in stdout and "dBTP" in stdout
     for name in ("mix.wav", "settings.json", "report.json", "report.png"):
         assert (out / name).is_file(), name
     mix, sr = read(out / "mix.wav")
@@ -130,8 +130,12 @@ def test_baseline_command(song, tmp_path, capsys):
     assert main(["baseline", str(song / "tracks"), "-o", str(out), "-p", str(params)]) == 0
     mix, _ = read(out)
     lufs = pyln.Meter(SR).integrated_loudness(mix.T.astype(np.float64))
-    peak = 20 * np.log10(np.abs(mix).max())
-    assert peak <= -1.0 + 1e-3 and (lufs == pytest.approx(-16.0, abs=0.2) or peak == pytest.approx(-1.0, abs=0.02))
+    # true peak, read independently (scipy's 4x polyphase resampler; two 4x readers differ by up
+    # to ~0.1 dB on content near Nyquist): at most -1 dBTP
+    from scipy.signal import resample_poly
+
+    peak = 20 * np.log10(np.abs(resample_poly(mix.astype(np.float64), 4, 1, axis=-1)).max())
+    assert peak <= -1.0 + 0.1 and (lufs == pytest.approx(-16.0, abs=0.2) or peak == pytest.approx(-1.0, abs=0.1))
     assert main(["render", str(song / "tracks"), "-p", str(params), "-o", str(tmp_path / "r.wav"), "-q"]) == 0
     again, _ = read(tmp_path / "r.wav")
     assert np.allclose(again, mix, atol=2e-4)

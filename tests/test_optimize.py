@@ -58,14 +58,11 @@ def np_tilt(x, sr=SR):
 
 
 def af_full(mix, ref, sr=SR):
-    """AF loss between two whole signals, both at -16 LUFS (pyloudnorm), at 16 kHz."""
-    import soxr
+    """The paper's AF distance between two whole signals (what results are judged by;
+    tests/test_paper_metric.py checks it against hand-computed values)."""
+    from diffmst.evaluate import paper_af
 
-    out = []
-    for x in (mix, ref):
-        x = x / 10 ** ((pyln.Meter(sr).integrated_loudness(x.T.astype(np.float64)) + 16) / 20)
-        out.append(torch.from_numpy(soxr.resample(x.T, sr, 16000).T.astype(np.float32).copy())[None])
-    return float(AFLoss(16000)(out[0], out[1])[0])
+    return paper_af(mix, ref, sr)["total"]
 
 
 # ----------------------------------------------------------------------------- baseline
@@ -113,13 +110,13 @@ def test_peak_limit_sets_level_and_notices_only_a_real_shortfall(short_db, notic
     sr = 24000
     t = np.arange(3 * sr) / sr
     mix = np.stack([np.sin(2 * np.pi * 997 * t), np.sin(2 * np.pi * 997 * t + 0.3)]).astype(np.float32) * 0.1
-    loud, peak_db = loudness_np(mix, sr), 20 * math.log10(float(np.abs(mix).max()))
+    loud, peak_db = loudness_np(mix, sr), -20.0  # a sine's true peak is its amplitude, 0.1
     limit = peak_db + (-16.0 - loud) - short_db  # the target would put the peak short_db over it
     settings, notes = Settings.default(["a"]), []
     change = _set_master_level(settings, mix, sr, -16.0, limit, notes.append)
     out = mix * 10 ** (change / 20)
-    assert 20 * np.log10(np.abs(out).max()) == pytest.approx(limit, abs=1e-3)
-    assert loudness_np(out, sr) == pytest.approx(-16.0 - short_db, abs=0.01)
+    assert -20.0 + change == pytest.approx(limit, abs=0.02)  # the true peak on the limit
+    assert loudness_np(out, sr) == pytest.approx(-16.0 - short_db, abs=0.03)  # 4x reader: within 0.05 dB
     assert float(settings.master_params[MASTER_INDEX["gain_db"]]) == pytest.approx(change, abs=1e-4)
     assert bool(notes) == noticed, notes
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from diffmst.console.params import (
+    MASTER_INDEX,
     MASTER_PARAMS,
     TRACK_PARAMS,
     Settings,
@@ -30,7 +31,7 @@ def _expected_u(p, v):
 
 def test_table_shapes_and_sanity():
     assert len(TRACK_PARAMS) == 26
-    assert len(MASTER_PARAMS) == 25
+    assert len(MASTER_PARAMS) == 27
     for specs in (TRACK_PARAMS, MASTER_PARAMS):
         names = [p.name for p in specs]
         assert len(set(names)) == len(names)
@@ -97,7 +98,7 @@ def test_settings_json_round_trip(tmp_path):
     s.save(path)
     data = json.loads(path.read_text())
     assert data["format"] == "diffmst-settings"
-    assert data["version"] == 1
+    assert data["version"] == 2
     # nested, readable
     assert set(data["tracks"]) == {"kick", "snare", "gtr.L", "gtr.R", "vocal lead"}
     kick = data["tracks"]["kick"]
@@ -105,7 +106,8 @@ def test_settings_json_round_trip(tmp_path):
     assert set(kick["eq"]) == {"low_shelf", "band0", "band1", "band2", "band3", "high_shelf"}
     assert set(kick["eq"]["band1"]) == {"gain_db", "freq_hz", "q"}
     assert kick["gain_db"] == pytest.approx(float(s.track_params[0, 0]), abs=1e-5)
-    assert data["master"]["gain_db"] == pytest.approx(float(s.master_params[-1]), abs=1e-5)
+    assert data["master"]["gain_db"] == pytest.approx(float(s.master_params[MASTER_INDEX["gain_db"]]), abs=1e-5)
+    assert set(data["master"]["limiter"]) == {"ceiling_db", "release_ms"}
 
     t = Settings.load(path)
     assert t.track_names == s.track_names
@@ -114,6 +116,24 @@ def test_settings_json_round_trip(tmp_path):
     # dict round trip too
     u = Settings.from_dict(s.to_dict())
     torch.testing.assert_close(u.track_params, s.track_params, rtol=1e-6, atol=1e-5)
+
+
+def test_version_1_files_read_with_the_limiter_at_its_defaults_and_other_versions_are_refused(tmp_path):
+    s = _random_settings(["kick", "bass"])
+    data = s.to_dict()
+    del data["master"]["limiter"]
+    data["version"] = 1
+    t = Settings.from_dict(data)
+    for name in ("limiter.ceiling_db", "limiter.release_ms"):
+        assert float(t.master_params[MASTER_INDEX[name]]) == MASTER_PARAMS[MASTER_INDEX[name]].default
+    data["version"] = 2  # a version-2 file must have the limiter
+    with pytest.raises(SettingsError, match="limiter"):
+        Settings.from_dict(data)
+    for bad in (3, "2", True):
+        data = s.to_dict()
+        data["version"] = bad
+        with pytest.raises(SettingsError, match="version"):
+            Settings.from_dict(data)
 
 
 def test_settings_round_trip_extremes(tmp_path):

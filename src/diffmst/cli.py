@@ -197,13 +197,39 @@ def _add_data(sub) -> None:
 # ----------------------------------------------------------------------------- optimize / analyze / baseline
 
 
+def _float_in(lo: float, hi: float, unit: str) -> Callable[[str], float]:
+    """An argparse type: a finite number in [lo, hi]."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (lo <= v <= hi):  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{text} is outside [{lo:g}, {hi:g}] {unit}")
+        return v
+
+    return parse
+
+
+def _loudness_arg(text: str) -> str | float:
+    """``--loudness``: 'reference' or LUFS in [-70, 0]."""
+    if text.strip().lower() == "reference":
+        return "reference"
+    try:
+        return _float_in(-70.0, 0.0, "LUFS")(text)
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"expected 'reference' or a loudness in LUFS: {e}") from None
+
+
 def _add_optimize(sub) -> None:
     o = Options()
     p = sub.add_parser("optimize", help="mix tracks like a reference by optimising the console (no network)",
                        description="Optimise the console settings for TRACKS so that the mix matches REFERENCE's "
                                    "style (AF loss: RMS, crest, stereo width/imbalance, Bark spectra), by gradient "
                                    "descent from equal-loudness settings on several windows of the song; then "
-                                   "render the whole song. Writes OUTDIR/mix.wav, settings.json (renders the same "
+                                   "render the whole song at the reference's loudness through a true-peak limiter "
+                                   "(never above -1 dBTP). Writes OUTDIR/mix.wav, settings.json (renders the same "
                                    "mix with `diffmst render`), report.json and report.png.")
     p.add_argument("tracks", nargs="+", help="folder of audio files, or audio files")
     p.add_argument("reference", help="reference mix (audio file)")
@@ -216,6 +242,11 @@ def _add_optimize(sub) -> None:
     p.add_argument("--window", type=float, default=o.window_s, help=f"window length in seconds (default: {o.window_s:g})")
     p.add_argument("--analysis-sr", type=int, default=o.analysis_sr, help=f"analysis sample rate (default: {o.analysis_sr})")
     p.add_argument("--prior", type=float, default=o.prior, help=f"weight of the pull towards the start (default: {o.prior:g})")
+    p.add_argument("--loudness", type=_loudness_arg, default=o.loudness, metavar="reference|LUFS",
+                   help="loudness of the mix: 'reference' (the reference's integrated loudness, reached through "
+                        "the master's true-peak limiter) or a number in LUFS, e.g. -16 (default: reference)")
+    p.add_argument("--peak", type=_float_in(-20.0, 0.0, "dBTP"), default=o.peak_dbtp,
+                   help=f"the mix's true peak never passes this (default: {o.peak_dbtp:g} dBTP)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--bit-depth", choices=["16", "24", "32f"], default="24", help="default: 24")
     p.add_argument("--no-plot", action="store_true", help="do not write report.png")

@@ -37,7 +37,8 @@ Progress = Callable[[int, int, float], None]
 
 TARGET_LUFS = -16.0
 PEAK_DBFS = -1.0
-ANALYSIS_SR = 24000
+ANALYSIS_SR = 44100  # full band: the paper's Bark bands reach 20 kHz
+BARK_FLOOR = 10 ** (-30 / 20)  # the optimiser's Bark floor, re each band of the reference
 PREROLL_S = 0.25      # console warm-up before each window (compressor state), not measured
 PAN_CENTRE_DB = 10 * math.log10(2 * 10 ** (-4.5 / 10))  # a centred mono source: -1.49 dB
 
@@ -53,8 +54,8 @@ class Options:
     window_s: float = 5.0
     prior: float = 0.5
     weights: dict | None = None
-    target_lufs: float = TARGET_LUFS
-    peak_dbfs: float = PEAK_DBFS
+    loudness: str | float = "reference"   # output loudness: "reference" or LUFS
+    peak_dbtp: float = PEAK_DBFS          # the output's true peak never passes this
     seed: int = 0
     device: str = "cpu"
 
@@ -239,16 +240,17 @@ def _set_master_level(settings, mix: np.ndarray, sr: int, target_lufs: float, pe
     from .console.params import MASTER_INDEX, MASTER_PARAMS
     from .loudness import loudness_np
 
+    from .console.limiter import true_peak_db
+
     loud = loudness_np(mix, sr)
-    peak = float(np.abs(mix).max())
-    if not math.isfinite(loud) or peak <= 0:
+    peak_db = true_peak_db(mix)  # 4x oversampled, as the limiter and BS.1770 read it
+    if not math.isfinite(loud) or not math.isfinite(peak_db):
         return 0.0
     change = target_lufs - loud
-    peak_db = 20 * math.log10(peak)
     if peak_db + change > peak_dbfs:
         change = peak_dbfs - peak_db
         if target_lufs - (loud + change) >= 0.05:  # not for a shortfall that rounds away
-            notify(f"mix set to {loud + change:.1f} LUFS (not {target_lufs:g}) to keep peaks at {peak_dbfs:g} dBFS")
+            notify(f"mix set to {loud + change:.1f} LUFS (not {target_lufs:g}) to keep peaks at {peak_dbfs:g} dBTP")
     spec = MASTER_PARAMS[MASTER_INDEX["gain_db"]]
     old = float(settings.master_params[MASTER_INDEX["gain_db"]])
     new = min(max(old + change, spec.min), spec.max)
@@ -314,19 +316,6 @@ def _analysis_windows(tracks, opts: Options, notify: Notify):
     return x, pre_a, [s / sr for s in starts]
 
 
-def _reference_at(ref: np.ndarray, sr: int, opts: Options) -> np.ndarray:
-    """The reference at the analysis rate, at ``target_lufs`` measured at that rate (as the
-    mix windows are: content above the analysis band must not shift either level)."""
-    import soxr
-
-    from .loudness import normalize_np
-
-    if sr != opts.analysis_sr:
-        ref = soxr.resample(ref.T, sr, opts.analysis_sr, quality="HQ").T
-    ref, _ = normalize_np(np.ascontiguousarray(ref, dtype=np.float32), opts.analysis_sr, opts.target_lufs)
-    return np.ascontiguousarray(ref, dtype=np.float32)
-
-
 # ----------------------------------------------------------------------------- optimisation
 
 
@@ -384,24 +373,30 @@ class OptimizeResult:
     sample_rate: int
     history: list[dict]           # per step: t (s since start), loss (AF + prior), af, prior, terms
     features: dict                # reference / equal_loudness / optimized -> feature dict (floats)
-    af: dict                      # equal_loudness / optimized -> {"total", per-feature terms}
+    af: dict                      # equal_loudness / optimized -> {"total", per-feature terms}, on the windows
     windows_s: list[float]        # window start times in the song
     timings: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     reference_label: str = "reference"
+    song_af: dict = field(default_factory=dict)           # the same, the paper's measure on the whole songs
+    reference_level: dict = field(default_factory=dict)   # lufs, true_peak_dbtp of the reference
+    target: dict = field(default_factory=dict)            # lufs, ceiling_dbtp asked of the mix
 
     def report(self) -> dict:
         return {
-            "format": "diffmst-optimize-report", "version": 1,
+            "format": "diffmst-optimize-report", "version": 2,
             "reference": self.reference_label,
+            "reference_level": self.reference_level,
+            "target": self.target,
             "options": self.options,
             "windows_s": [round(w, 3) for w in self.windows_s],
             "af_loss": self.af,
+            "af_song": self.song_af,
             "features": self.features,
             "history": self.history,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "output": {"sample_rate": self.sample_rate, "lufs": _lufs(self.mix, self.sample_rate),
-                       "peak_dbfs": _peak_db(self.mix)},
+                       "peak_dbfs": _peak_db(self.mix), "true_peak_dbtp": _true_peak(self.mix)},
         }
 
     def save(self, outdir: str | os.PathLike, overwrite: bool = False, bit_depth: str = "24",
@@ -445,6 +440,13 @@ def _peak_db(x: np.ndarray) -> float:
     return round(20 * math.log10(p), 2) if p > 0 else None
 
 
+def _true_peak(x: np.ndarray) -> float | None:
+    from .console.limiter import true_peak_db
+
+    v = true_peak_db(x) if x.size else float("-inf")
+    return round(v, 2) if math.isfinite(v) else None
+
+
 def _terms_dict(total, terms) -> dict:
     d = {"total": float(total)}
     d.update({k: float(v) for k, v in terms.items()})
@@ -463,8 +465,8 @@ def optimize(
     window_s: float = Options.window_s,
     prior: float = Options.prior,
     weights: dict | None = None,
-    target_lufs: float = Options.target_lufs,
-    peak_dbfs: float = Options.peak_dbfs,
+    loudness: str | float = Options.loudness,
+    peak_dbtp: float = Options.peak_dbtp,
     seed: int = Options.seed,
     device: str = Options.device,
     sample_rate: int | None = None,
@@ -487,13 +489,18 @@ def optimize(
             ``window_s`` seconds spread over the song, at ``analysis_sr`` Hz.
         prior: weight of the squared distance (normalised units) to the start settings.
         weights: AF-loss weights (default: the paper's).
-        target_lufs, peak_dbfs: output level of the rendered mix (master gain).
+        loudness: integrated loudness of the result: ``"reference"`` (the reference's)
+            or a number in LUFS, reached with the master gain through the master's
+            true-peak limiter.
+        peak_dbtp: the limiter's highest ceiling (dBTP); the ceiling is the reference's
+            true peak moved to the output loudness, when that is lower (so the mix keeps
+            the reference's peak-to-loudness ratio).
         seed: window placement jitter and torch's seed.
         device: torch device for the optimisation ("cpu", "cuda", ...).
         notify: called with notices for the user. progress: ``progress(step, steps, loss)``.
         render: render the whole song (else ``mix`` is empty and only settings are made).
         console_fn: the differentiable console used for the optimisation, called as
-            ``console_fn(tracks (K, T, 1, n), track_params (K, T, 26), master_params (K, 25),
+            ``console_fn(tracks (K, T, 1, n), track_params (K, T, 26), master_params (K, len(MASTER_PARAMS)),
             sample_rate) -> mix (K, 2, n)`` (default: :func:`diffmst.console.console`; the
             benchmarks swap in dasp-pytorch's). The final render is always diffmst's.
     Returns:
@@ -504,11 +511,17 @@ def optimize(
     from .console import MASTER_PARAMS, TRACK_PARAMS, Settings, console, denormalize, normalize
     from .console import render as render_song
     from .console.eq import reuse_input_spectra
-    from .features import style_features, to_python
-    from .losses import AFLoss
+    from .console.params import MASTER_INDEX
+
+    from .console.limiter import gain_db as limiter_gain_db
+    from .console.limiter import true_peak_db
+    from .evaluate.metrics import PAPER_LUFS, paper_distance, paper_features, song_features
+    from .features import prepare as hp_prepare
+    from .loudness import block_powers, gain_to_target_db, k_weight, loudness_np
+    from .pipeline.finish import ceiling_for, finish
 
     opts = Options(steps=steps, lr=lr, analysis_sr=analysis_sr, windows=windows, window_s=window_s,
-                   prior=prior, weights=weights, target_lufs=target_lufs, peak_dbfs=peak_dbfs,
+                   prior=prior, weights=weights, loudness=loudness, peak_dbtp=peak_dbtp,
                    seed=seed, device=device)
     if steps < 0:
         raise DiffmstError(f"steps must be >= 0, got {steps}")
@@ -524,40 +537,64 @@ def optimize(
     if ref_sr != song.sample_rate:
         notify(f"{ref_label}: reference is at {ref_sr} Hz, tracks at {song.sample_rate} Hz; "
                f"both are analysed at {analysis_sr} Hz and the mix keeps {song.sample_rate} Hz")
-    baseline, levels = _equal_loudness(song, target_lufs, peak_dbfs, notify, level_notify=_quiet)
+    ref_lufs, ref_tp = loudness_np(ref, ref_sr), true_peak_db(ref)
+    out_lufs = ref_lufs if loudness == "reference" else float(loudness)
+    ceiling = ceiling_for(ref_tp, ref_lufs, out_lufs, peak_dbtp)
+    baseline, levels = _equal_loudness(song, PAPER_LUFS, peak_dbtp, notify, level_notify=_quiet)
 
-    # inputs at the analysis rate
+    # inputs at the analysis rate; the reference's features from the whole song, as the
+    # paper's measure takes them (DC removed, at -16 LUFS)
     x, pre, starts = _analysis_windows(song, opts, notify)
     x = x.to(dev)
-    ref_a = torch.from_numpy(_reference_at(ref, ref_sr, opts))[None].to(dev)
+    ref_feats_song = song_features(ref, ref_sr, analysis_sr)
+    # the optimiser's target: the same features after a 20 Hz high-pass, so that a
+    # reference's infrasonic drift (which the measure counts in its RMS) is not matched
+    ref_hp = hp_prepare(torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float64)), ref_sr)[0].numpy()
+    ref_feats = {k: v.float().to(dev) for k, v in song_features(ref_hp, ref_sr, analysis_sr).items()}
+    # the optimiser's Bark floor: 30 dB below each of the reference's bands (the measure's
+    # 1e-8 makes an empty band, e.g. the side of an all-centred start, cost ~600 Np^2)
+    bark_floor = ref_feats["bark"].exp()[0] * BARK_FLOOR
+    ref_feats["bark"] = torch.log(ref_feats["bark"].exp() + bark_floor)
     timings["prepare"] = time.perf_counter() - t0
-
-    # the mix windows' features at target_lufs (one gain for them all, measured on the
-    # features' own K-weighted signal); the reference is already there (_reference_at: a
-    # standard meter over the whole song)
-    af = AFLoss(analysis_sr, weights=weights, pool=True, lufs=target_lufs)
-    with torch.no_grad():
-        ref_feats = style_features(ref_a, analysis_sr, pool=True, config=af.config)
-        ref_feats = {k: v.detach() for k, v in ref_feats.items()}
+    w = weights
 
     k = x.shape[0]
-
-    # the EQ's zero-padding only as long as the discarded warm-up, so what wraps around
-    # lands there (15 % off a step against the default 1 s); no warm-up (a song shorter
-    # than a window): the default, nothing wraps
-    eq_tail = pre or None
+    eq_tail = pre or None  # the FFT EQ's padding only as long as the discarded warm-up
+    release = torch.tensor([MASTER_PARAMS[MASTER_INDEX["limiter.release_ms"]].default], device=dev)
+    ceil_t = torch.tensor([ceiling], device=dev)
 
     def run_console(xx, tp, mp, sr):
-        return console(xx, tp, mp, sr, eq_tail=eq_tail, wet=False)[0]
+        return console(xx, tp, mp, sr, eq_tail=eq_tail, wet=False, limit=False)[0]
 
     mixer = console_fn or run_console
+    # the limiter takes away loudness: the windows are brought this much above the output
+    # loudness before it, learnt from step to step (what finish() does on the whole song)
+    push = [0.0]
 
-    def mix_features(tp, mp):
-        mix = mixer(x, tp.expand(k, -1, -1), mp.expand(k, -1), analysis_sr)
-        return af.features(mix[..., pre:])
+    def pooled_gain_db(y, lufs):
+        return gain_to_target_db(block_powers(k_weight(y, analysis_sr), analysis_sr), lufs, pool=True)
+
+    def mix_features(tp, mp, learn: bool = False):
+        mix = mixer(x, tp.expand(k, -1, -1), mp.expand(k, -1), analysis_sr)[..., pre:]
+        mix = mix - mix.mean(-1, keepdim=True)
+        # as finished: at the output loudness, through the limiter; then measured at -16
+        # LUFS. One K-weighting: the limiter's slow gain is applied to the weighted signal too.
+        kw = k_weight(mix, analysis_sr)
+        g_out = torch.pow(10.0, gain_to_target_db(block_powers(kw, analysis_sr), out_lufs + push[0], pool=True) / 20)
+        lim = torch.pow(10.0, limiter_gain_db(mix * g_out.detach(), ceil_t.expand(k), release.expand(k),
+                                              analysis_sr) / 20).unsqueeze(1)
+        g16 = gain_to_target_db(block_powers(kw * (g_out * lim), analysis_sr), PAPER_LUFS, pool=True)
+        if learn:
+            short = out_lufs - (PAPER_LUFS - float(g16.detach()))  # the output's loudness shortfall
+            push[0] = min(max(push[0] + short, 0.0), 20.0)
+        return paper_features(mix * (g_out * lim) * torch.pow(10.0, g16 / 20), analysis_sr, pool=True,
+                              bark_floor=bark_floor)
+
+    def af(fa, fb):
+        return paper_distance(fa, fb, w)
 
     # start: equal loudness (thresholds at each input's level, ratio 1: same sound)
-    start = _start(baseline, levels, target_lufs)
+    start = _start(baseline, levels, PAPER_LUFS)
     u0_t = normalize(start.track_params.double(), TRACK_PARAMS).clamp(0, 1).float().to(dev)
     u0_m = normalize(start.master_params.double(), MASTER_PARAMS).clamp(0, 1).float().to(dev)
     lo_t, hi_t = _bounds(u0_t, TRACK_PARAMS, analysis_sr)
@@ -575,7 +612,8 @@ def optimize(
         with torch.no_grad():
             tp_b = baseline.track_params[None].to(dev)
             mp_b = baseline.master_params[None].to(dev)
-            base_feats = mix_features(tp_b, mp_b)
+            for _ in range(3):  # settle the limiter's push for the start
+                base_feats = mix_features(tp_b, mp_b, learn=True)
             base_total, base_terms = af(base_feats, ref_feats)
 
         history: list[dict] = []
@@ -584,7 +622,7 @@ def optimize(
         for step in range(steps):
             opt.zero_grad(set_to_none=True)
             tp, mp = real(u_t, u_m)
-            total, terms = af(mix_features(tp, mp), ref_feats)
+            total, terms = af(mix_features(tp, mp, learn=True), ref_feats)
             reg = prior * (((u_t - u0_t) ** 2).mean() + ((u_m - u0_m) ** 2).mean())
             loss = total + reg
             if not torch.isfinite(loss):
@@ -622,23 +660,70 @@ def optimize(
     _clip_to_table(settings)
 
     mix = np.zeros((2, 0), np.float32)
+    finished = None
     if render:
         t_r = time.perf_counter()
         audio = torch.from_numpy(song.audio)[None, :, None]
-        mix = render_song(audio, settings.track_params[None], settings.master_params[None], song.sample_rate)[0]
-        mix = mix.numpy()
-        change = _set_master_level(settings, mix, song.sample_rate, target_lufs, peak_dbfs, notify)
-        mix = (mix * 10 ** (change / 20)).astype(np.float32)
+        premix = render_song(audio, settings.track_params[None], settings.master_params[None], song.sample_rate,
+                             limit=False)[0].numpy()
+        if _shift_level(settings, out_lufs + push[0] - loudness_np(premix, song.sample_rate)):
+            premix = render_song(audio, settings.track_params[None], settings.master_params[None],
+                                 song.sample_rate, limit=False)[0].numpy()
+        mix, finished = finish(premix, settings.master_params, song.sample_rate, out_lufs, ceiling)
+        if not finished.reached:
+            notify(f"mix reaches {finished.lufs:.1f} LUFS, not the {out_lufs:.1f} asked: the master gain "
+                   "is at its range end")
         timings["render"] = time.perf_counter() - t_r
+    # the paper's measure on the whole songs (what results are judged by)
+    ref_song = ref_feats_song if ref_sr == analysis_sr else song_features(ref, ref_sr)
+    song_af = {"equal_loudness": _song_af(_linear_mix(song.audio, baseline), song.sample_rate, ref_song, ref_sr, w)}
+    if render:
+        song_af["optimized"] = _song_af(mix, song.sample_rate, ref_song, ref_sr, w)
     timings["total"] = time.perf_counter() - t0
     return OptimizeResult(
         settings=settings, baseline=baseline, mix=mix, sample_rate=song.sample_rate, history=history,
-        features={"reference": to_python(ref_feats), "equal_loudness": to_python(base_feats),
-                  "optimized": to_python(opt_feats)},
+        features={"reference": _to_python(ref_feats), "equal_loudness": _to_python(base_feats),
+                  "optimized": _to_python(opt_feats)},
         af={"equal_loudness": _terms_dict(base_total, base_terms), "optimized": _terms_dict(opt_total, opt_terms)},
+        song_af=song_af,
         windows_s=starts, timings=timings,
         options={k2: v for k2, v in opts.__dict__.items()}, reference_label=ref_label,
+        reference_level={"lufs": round(ref_lufs, 2), "true_peak_dbtp": round(ref_tp, 2)},
+        target={"lufs": round(out_lufs, 2), "ceiling_dbtp": round(ceiling, 2)},
     )
+
+
+def _shift_level(settings, change_db: float) -> bool:
+    """Make room for a master gain change of ``change_db`` (the loss is blind to the overall
+    level, so the optimiser may leave the mix far from the output loudness): what the master
+    gain's range cannot take moves into every track's gain, with the compressors' thresholds
+    moved alike so that they act the same. Returns whether anything moved."""
+    from .console.params import MASTER_INDEX, MASTER_PARAMS, TRACK_INDEX, TRACK_PARAMS
+
+    spec = MASTER_PARAMS[MASTER_INDEX["gain_db"]]
+    have = float(settings.master_params[MASTER_INDEX["gain_db"]])
+    excess = change_db - (min(max(have + change_db, spec.min + 6), spec.max - 6) - have)  # keep 6 dB spare
+    if abs(excess) < 0.01:
+        return False
+    tp, mp = settings.track_params, settings.master_params
+    for i in (TRACK_INDEX["gain_db"], TRACK_INDEX["compressor.threshold_db"]):
+        tp[:, i] = (tp[:, i] + excess).clamp(TRACK_PARAMS[i].min, TRACK_PARAMS[i].max)
+    t = MASTER_INDEX["compressor.threshold_db"]
+    mp[t] = float(min(max(float(mp[t]) + excess, MASTER_PARAMS[t].min), MASTER_PARAMS[t].max))
+    return True
+
+
+def _song_af(mix: np.ndarray, sr: int, ref_feats: dict, ref_sr: int, weights: dict | None) -> dict:
+    """The paper's AF distance of a whole mix to the reference's whole-song features."""
+    from .evaluate.metrics import paper_distance, song_features
+
+    total, terms = paper_distance(song_features(mix, sr, ref_sr), ref_feats, weights)
+    return _terms_dict(total, terms)
+
+
+def _to_python(feats: dict) -> dict:
+    """Features of one signal (batch 1) as plain floats / lists, for JSON and tables."""
+    return {k: (lambda v: v.tolist() if v.dim() else float(v))(v.detach().cpu().double()[0]) for k, v in feats.items()}
 
 
 def _clip_to_table(settings) -> None:
@@ -693,7 +778,8 @@ def run_optimize(args, notice: Notify) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     kwargs = dict(steps=args.steps, lr=args.lr, analysis_sr=args.analysis_sr, windows=args.windows,
-                  window_s=args.window, prior=args.prior, seed=args.seed, device=args.device)
+                  window_s=args.window, prior=args.prior, seed=args.seed, device=args.device,
+                  loudness=args.loudness, peak_dbtp=args.peak)
     if args.quiet:
         result = optimize(args.tracks, args.reference, notify=notice, **kwargs)
     else:
@@ -713,12 +799,13 @@ def run_optimize(args, notice: Notify) -> None:
     out.mkdir(exist_ok=True)
     paths = result.save(out, overwrite=args.overwrite, bit_depth=args.bit_depth, plot=not args.no_plot,
                         notify=notice)
-    el, op = result.af["equal_loudness"], result.af["optimized"]
+    el, op = result.song_af["equal_loudness"], result.song_af["optimized"]
     terms = ", ".join(f"{k} {el[k]:.4f} -> {op[k]:.4f}" for k in ("rms", "crest", "width", "imbalance", "bark"))
-    print(f"AF loss: {el['total']:.4f} (equal loudness) -> {op['total']:.4f} (optimised)  [{terms}]")
-    rep = result.report()["output"]
-    print(f"mix: {rep['lufs']} LUFS, peak {rep['peak_dbfs']} dBFS; "
-          f"{result.timings.get('total', 0):.1f} s ({len(result.history)} steps)")
+    print(f"AF (paper, whole song): {el['total']:.4f} (equal loudness) -> {op['total']:.4f} (optimised)  [{terms}]")
+    rep = result.report()
+    out_, ref_ = rep["output"], rep["reference_level"]
+    print(f"mix: {out_['lufs']} LUFS, true peak {out_['true_peak_dbtp']} dBTP (reference: {ref_['lufs']} LUFS, "
+          f"{ref_['true_peak_dbtp']} dBTP); {result.timings.get('total', 0):.1f} s ({len(result.history)} steps)")
     for key, p in paths.items():
         print(f"{key + ':':10s}{p}")
 

@@ -25,40 +25,59 @@ def band_centres() -> list[float]:
     return [math.sqrt(a * b) for a, b in zip(BARK_EDGES_HZ[:-1], BARK_EDGES_HZ[1:])]
 
 
-def _band_summary(bark: Sequence[float]) -> dict[str, float]:
-    """Mean level (dB) of a Bark spectrum in a few broad regions, for tables."""
-    from .features import BARK_EDGES_HZ
+def paper_band_centres() -> list[float]:
+    """Peak frequencies (Hz) of the paper measure's 24 Bark filters."""
+    import numpy as np
 
+    from .evaluate.metrics import F_MAX, F_MIN, N_BANDS, _bark_to_hz, _hz_to_bark
+
+    return _bark_to_hz(np.linspace(_hz_to_bark(F_MIN), _hz_to_bark(F_MAX), N_BANDS + 2))[1:-1].tolist()
+
+
+def _band_summary(bark: Sequence[float], centres: Sequence[float]) -> dict[str, float]:
+    """Mean level (dB) of a Bark spectrum in a few broad regions (by band centre), for tables."""
     regions = {"<100 Hz": (0, 100), "100-500": (100, 510), "0.5-2k": (510, 2000), "2-6k": (2000, 6400),
                "6k+": (6400, 30000)}
     out = {}
     for name, (lo, hi) in regions.items():
-        vals = [v for v, a, b in zip(bark, BARK_EDGES_HZ[:-1], BARK_EDGES_HZ[1:]) if a >= lo and b <= hi and v > -11]
+        vals = [v for v, c in zip(bark, centres) if lo <= c < hi and v > -11]
         out[name] = NP_TO_DB * sum(vals) / len(vals) if vals else float("nan")
     return out
 
 
-def feature_rows(features: Mapping[str, Mapping]) -> tuple[list[str], list[list[str]]]:
-    """``(header, rows)`` of a feature table, one column per signal label."""
+def _scalars(f: Mapping, key: str) -> list[tuple[str, float]]:
+    """A feature's values with a suffix each: one for a scalar, ``L`` and ``R`` for the
+    paper measure's per-channel RMS and crest."""
+    v = f[key]
+    return list(zip(("L", "R"), v)) if isinstance(v, (list, tuple)) else [("", v)]
+
+
+def feature_rows(features: Mapping[str, Mapping], centres: Sequence[float] | None = None) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)`` of a feature table, one column per signal label; ``centres``:
+    the Bark bands' frequencies (default: :mod:`diffmst.features`' bands)."""
+    centres = centres or band_centres()
     labels = list(features)
     header = ["feature"] + labels
     rows = []
     for key, name, unit in SCALARS:
         fmt = "{:+.2f}" if key in ("rms", "imbalance") else "{:.2f}" if key == "crest" else "{:.3f}"
-        rows.append([f"{name}{' (' + unit + ')' if unit else ''}"] + [fmt.format(features[l][key]) for l in labels])
+        for i, (suffix, _) in enumerate(_scalars(features[labels[0]], key)):
+            rows.append([f"{name}{' ' + suffix if suffix else ''}{' (' + unit + ')' if unit else ''}"]
+                        + [fmt.format(_scalars(features[lab], key)[i][1]) for lab in labels])
     for part, idx in (("mid", 0), ("side", 1)):
-        summaries = [_band_summary(features[l]["bark"][idx]) for l in labels]
+        summaries = [_band_summary(features[lab]["bark"][idx], centres) for lab in labels]
         for region in summaries[0]:
             rows.append([f"Bark {part} {region} (dB)"] + [f"{s[region]:+.1f}" for s in summaries])
     return header, rows
 
 
-def print_feature_table(features: Mapping[str, Mapping], title: str = "", extra: Sequence[Sequence[str]] = ()) -> None:
+def print_feature_table(features: Mapping[str, Mapping], title: str = "", extra: Sequence[Sequence[str]] = (),
+                        centres: Sequence[float] | None = None) -> None:
     """Print :func:`feature_rows` (plus ``extra`` rows) with rich to stdout."""
     from rich.console import Console
     from rich.table import Table
 
-    header, rows = feature_rows(features)
+    header, rows = feature_rows(features, centres)
     table = Table(title=title or None)
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i == 0 else "right")
@@ -80,16 +99,16 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def _feature_axes(fig, gs, features: Mapping[str, Mapping]) -> None:
+def _feature_axes(fig, gs, features: Mapping[str, Mapping], centres: Sequence[float] | None = None) -> None:
     import numpy as np
 
-    centres = band_centres()
+    centres = centres or band_centres()
     colours = ["black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
     for col, (idx, name) in enumerate(((0, "mid"), (1, "side"))):
         ax = fig.add_subplot(gs[0, col])
         for c, (label, f) in zip(colours, features.items()):
             vals = np.array(f["bark"][idx], dtype=float) * NP_TO_DB
-            vals[vals < -11.4 * NP_TO_DB] = np.nan  # bands above Nyquist
+            vals[vals < -11.4 * NP_TO_DB] = np.nan  # empty bands (above Nyquist)
             ax.semilogx(centres, vals, marker=".", color=c, label=label, lw=2 if c == "black" else 1.2)
         ax.set_title(f"Bark spectrum, {name}")
         ax.set_xlabel("Hz")
@@ -101,12 +120,16 @@ def _feature_axes(fig, gs, features: Mapping[str, Mapping]) -> None:
     for col, keys in enumerate((("rms", "crest"), ("width", "imbalance"))):
         ax = fig.add_subplot(gs[1, col])
         width = 0.8 / max(1, len(labels))
+        names = dict((k, f"{n} ({u})" if u else n) for k, n, u in SCALARS)
+        ticks = [f"{names[k]} {sfx}".strip() for k in keys for sfx, _ in _scalars(features[labels[0]], k)]
         for i, (c, label) in enumerate(zip(colours, labels)):
-            vals = [features[label][k] for k in keys]
-            ax.bar(np.arange(len(keys)) + (i - (len(labels) - 1) / 2) * width, vals, width, color=c, label=label,
+            vals = [v for k in keys for _, v in _scalars(features[label], k)]
+            ax.bar(np.arange(len(ticks)) + (i - (len(labels) - 1) / 2) * width, vals, width, color=c, label=label,
                    alpha=0.85)
-        ax.set_xticks(range(len(keys)))
-        ax.set_xticklabels([dict((k, f"{n} ({u})" if u else n) for k, n, u in SCALARS)[k] for k in keys])
+        ax.set_xticks(range(len(ticks)))
+        ax.set_xticklabels(ticks)
+        if col == 0:
+            ax.legend(fontsize=8)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_title("dynamics" if col == 0 else "stereo")
         ax.grid(True, axis="y", alpha=0.3)
@@ -143,7 +166,7 @@ def plot_optimize_report(report: Mapping, path: str | os.PathLike) -> Path:
              "optimised": feats["optimized"]}
     fig = plt.figure(figsize=(12, 10))
     gs = fig.add_gridspec(3, 2, height_ratios=[1.3, 1, 1])
-    _feature_axes(fig, gs, named)
+    _feature_axes(fig, gs, named, paper_band_centres())
     ax = fig.add_subplot(gs[2, :])
     hist = report.get("history") or []
     if hist:
@@ -158,8 +181,10 @@ def plot_optimize_report(report: Mapping, path: str | os.PathLike) -> Path:
     ax.set_ylabel("weighted loss")
     ax.set_title("AF loss per step")
     ax.grid(True, which="both", alpha=0.3)
-    el, op = report["af_loss"]["equal_loudness"]["total"], report["af_loss"]["optimized"]["total"]
-    fig.suptitle(f"{report.get('reference', '')}: AF loss {el:.4f} (equal loudness) -> {op:.4f} (optimised)")
+    song = report.get("af_song") or report["af_loss"]
+    el, op = song["equal_loudness"]["total"], song.get("optimized", report["af_loss"]["optimized"])["total"]
+    fig.suptitle(f"reference (black): {report.get('reference', '')}\nAF (paper, whole song) {el:.4f} "
+                 f"(equal loudness) -> {op:.4f} (optimised)")
     fig.tight_layout()
     out = _save(fig, path)
     plt.close(fig)

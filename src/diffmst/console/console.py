@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from .master import master_bus
+from .master import limit_master, master_bus
 from .params import MASTER_PARAMS, TRACK_PARAMS
 from .strip import pan_sum, strip_mono
 
@@ -35,6 +35,7 @@ def console(
     eq_method: str = "fft",
     eq_tail: int | None = None,
     wet: bool = True,
+    limit: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Mix tracks through the console (differentiable w.r.t. tracks and every parameter).
 
@@ -49,6 +50,8 @@ def console(
             the first samples: for analysis windows whose warm-up is discarded.
         wet: also return the wet tracks (False: ``None`` in their place; an optimiser
             that only needs the mix saves a ``(batch, tracks, 2, samples)`` tensor).
+        limit: apply the master's true-peak limiter (False: an optimiser that sets the
+            output level itself applies :func:`diffmst.console.limiter.limiter` after it).
     Returns:
         ``(mix, wet)``: mix ``(batch, 2, samples)``, wet tracks ``(batch, tracks, 2, samples)``.
     """
@@ -56,7 +59,7 @@ def console(
     y, gains, _ = strip_mono(tracks[:, :, 0], track_params, sample_rate, eq_method, eq_tail=eq_tail)
     # the bus is pan_sum(y, gains) (= wet.sum(1)), so a loss on the mix alone never
     # back-propagates through the (batch, tracks, 2, samples) wet tensor
-    mix, _ = master_bus(pan_sum(y, gains), master_params, sample_rate, eq_method, eq_tail=eq_tail)
+    mix, _ = master_bus(pan_sum(y, gains), master_params, sample_rate, eq_method, eq_tail=eq_tail, limit=limit)
     return mix, (y.unsqueeze(2) * gains.unsqueeze(-1) if wet else None)  # wet = channel_strip(...)
 
 
@@ -80,16 +83,20 @@ def render(
     sample_rate: float,
     block_size: int = 1 << 18,
     progress: Callable[[int, int], None] | None = None,
+    limit: bool = True,
 ) -> torch.Tensor:
     """Render a whole song, block by block with filter and compressor state carried over.
 
     Same signal path and shapes as :func:`console` (the mix only); the result equals a
     single-pass ``console(..., eq_method="iir")`` exactly and the ``fft`` path to within
-    its tail truncation. Peak memory is the input plus the output plus a few blocks.
+    its tail truncation. The master's true-peak limiter looks ahead, so it runs on the
+    whole mix after the blocks. Peak memory is the input plus the output plus a few blocks
+    (and the limiter's few whole-song gain curves).
 
     Args:
         block_size: samples per block (default 262144, ~5.5 s at 48 kHz).
         progress: called as ``progress(samples_done, samples_total)`` after each block.
+        limit: apply the master's true-peak limiter (False: the mix before it).
     Returns:
         mix ``(batch, 2, samples)``.
     """
@@ -101,8 +108,9 @@ def render(
     for start in range(0, n, block_size):
         block = tracks[:, :, 0, start : start + block_size]
         y, gains, strip_state = strip_mono(block, track_params, sample_rate, "iir", strip_state)
-        mixed, master_state = master_bus(pan_sum(y, gains), master_params, sample_rate, "iir", master_state)
+        mixed, master_state = master_bus(pan_sum(y, gains), master_params, sample_rate, "iir", master_state,
+                                         limit=False)
         out[:, :, start : start + block.shape[-1]] = mixed
         if progress is not None:
             progress(min(start + block_size, n), n)
-    return out
+    return limit_master(out, master_params, sample_rate) if limit else out

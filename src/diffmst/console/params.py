@@ -106,8 +106,13 @@ TRACK_PARAMS: tuple[ParamSpec, ...] = tuple(
 
 MASTER_PARAMS: tuple[ParamSpec, ...] = tuple(
     _eq_specs() + _compressor_specs()
-    + [ParamSpec("gain_db", "dB", -24.0, 24.0, 0.0, doc="output gain")]
+    + [ParamSpec("gain_db", "dB", -24.0, 24.0, 0.0, doc="output gain"),
+       ParamSpec("limiter.ceiling_db", "dBTP", -20.0, 0.0, 0.0, doc="true-peak limiter: highest output peak"),
+       ParamSpec("limiter.release_ms", "ms", 10.0, 1000.0, 100.0, "log", "true-peak limiter: release time")]
 )
+# settings files of version 1 had no limiter: read with these values (the defaults)
+V1_MISSING = ("limiter.ceiling_db", "limiter.release_ms")
+SETTINGS_VERSION = 2
 
 TRACK_INDEX: dict[str, int] = {p.name: i for i, p in enumerate(TRACK_PARAMS)}
 MASTER_INDEX: dict[str, int] = {p.name: i for i, p in enumerate(MASTER_PARAMS)}
@@ -241,7 +246,7 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": "diffmst-settings",
-            "version": 1,
+            "version": SETTINGS_VERSION,
             "tracks": {
                 n: values_to_dict(row.tolist(), TRACK_PARAMS)
                 for n, row in zip(self.track_names, self.track_params.detach().cpu())
@@ -260,9 +265,18 @@ class Settings:
             raise SettingsError(f"{where}: 'tracks' must be a non-empty object of track name -> parameters")
         if "master" not in data:
             raise SettingsError(f"{where}: missing 'master' settings")
+        version = data.get("version", SETTINGS_VERSION)
+        if version not in (1, SETTINGS_VERSION) or isinstance(version, bool):
+            raise SettingsError(f"{where}: settings version {version!r} is not supported (this diffmst reads "
+                                f"versions 1 and {SETTINGS_VERSION})")
         names = list(tracks)
         rows = [values_from_dict(tracks[n], TRACK_PARAMS, f"{where}: track '{n}'") for n in names]
-        master = values_from_dict(data["master"], MASTER_PARAMS, f"{where}: master")
+        master_in = data["master"]
+        if version == 1 and isinstance(master_in, Mapping) and "limiter" not in master_in:
+            # version 1 had no limiter: it reads with the limiter's defaults
+            master_in = {**master_in, "limiter": {n.split(".", 1)[1]: MASTER_PARAMS[MASTER_INDEX[n]].default
+                                                  for n in V1_MISSING}}
+        master = values_from_dict(master_in, MASTER_PARAMS, f"{where}: master")
         return cls(names, torch.tensor(rows, dtype=torch.float32), torch.tensor(master, dtype=torch.float32))
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
