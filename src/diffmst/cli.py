@@ -275,6 +275,10 @@ def _add_analyze(sub) -> None:
     p.add_argument("--lufs", type=float, default=TARGET_LUFS,
                    help=f"normalise to this loudness first (default: {TARGET_LUFS:g})")
     p.add_argument("--no-normalize", action="store_true", help="measure the files as they are")
+    p.add_argument("--metric", choices=["paper", "robust"], default="robust",
+                   help="paper: the paper's AF measure on the whole songs at the reference's rate (what results "
+                        "are judged by; --analysis-sr, --lufs and --no-normalize do not apply); robust: the "
+                        "frame-wise features below (default: robust)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing plot")
 
     def run(args) -> None:

@@ -135,7 +135,8 @@ def _feature_axes(fig, gs, features: Mapping[str, Mapping], centres: Sequence[fl
         ax.grid(True, axis="y", alpha=0.3)
 
 
-def plot_features(features: Mapping[str, Mapping], path: str | os.PathLike, title: str = "") -> Path:
+def plot_features(features: Mapping[str, Mapping], path: str | os.PathLike, title: str = "",
+                  centres: Sequence[float] | None = None) -> Path:
     """Bark spectra (mid, side) overlaid, dynamics and stereo numbers side by side."""
     import matplotlib
 
@@ -144,7 +145,7 @@ def plot_features(features: Mapping[str, Mapping], path: str | os.PathLike, titl
 
     fig = plt.figure(figsize=(11, 7.5))
     gs = fig.add_gridspec(2, 2, height_ratios=[1.4, 1])
-    _feature_axes(fig, gs, features)
+    _feature_axes(fig, gs, features, centres)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -208,6 +209,8 @@ def run_analyze(args, notice) -> None:
     if args.plot:
         check_output(args.plot, args.overwrite)
     files = [args.file] + ([args.reference] if args.reference else [])
+    if args.metric == "paper":
+        return _analyze_paper(files, args, notice)
     feats: dict[str, dict] = {}
     extra: list[list[str]] = [["loudness (LUFS)"], ["peak (dBFS)"]]
     prepared = []
@@ -250,4 +253,50 @@ def run_analyze(args, notice) -> None:
         print_feature_table(feats, title, extra + af_rows)
     if args.plot:
         plot_features(feats, args.plot, title=" vs ".join(feats))
+        print(args.plot)
+
+
+def _analyze_paper(files: Sequence[str], args, notice) -> None:
+    """``analyze --metric paper``: the paper's measure on the whole files (DC removed, at
+    -16 LUFS, at the last file's rate: a mix is resampled to its reference's)."""
+    import json
+
+    import numpy as np
+
+    from .audio import read_audio
+    from .console.limiter import true_peak_db
+    from .errors import DiffmstError
+    from .evaluate.metrics import PAPER_LUFS, paper_distance, song_features
+    from .loudness import loudness_np
+
+    audios = []
+    for f in files:
+        audio, sr = read_audio(f)
+        if audio.shape[0] == 1:
+            notice(f"{f}: mono; analysed as dual mono")
+        if not np.isfinite(loudness_np(audio, sr)):
+            raise DiffmstError(f"{f}: is silent (below -70 LUFS); no features to measure")
+        audios.append((f, audio, sr))
+    rate = audios[-1][2]
+    feats, raw, extra = {}, [], [["loudness (LUFS)"], ["true peak (dBTP)"]]
+    for f, audio, sr in audios:
+        label = Path(f).name if Path(f).name not in feats else str(f)
+        fe = song_features(audio, sr, rate)
+        raw.append(fe)
+        feats[label] = {k: (v[0].tolist() if v.dim() > 1 else float(v[0])) for k, v in fe.items()}
+        extra[0].append(f"{loudness_np(audio, sr):.1f}")
+        extra[1].append(f"{true_peak_db(audio):.1f}")
+    af_values: dict[str, float] = {}
+    if len(raw) == 2:
+        total, terms = paper_distance(raw[0], raw[1])
+        af_values = {**{k: float(v) for k, v in terms.items()}, "total": float(total)}
+    if args.json:
+        print(json.dumps({"metric": "paper", "units": {"rms": "dB", "crest": "dB", "bark": "Np (ln magnitude)"},
+                          "features": feats, "af": af_values}, indent=1))
+    else:
+        print_feature_table(feats, f"the paper's features (whole song, DC removed, at {PAPER_LUFS:g} LUFS, {rate} Hz)",
+                            extra + [[f"AF {k}", "", f"{v:.4f}"] for k, v in af_values.items()],
+                            centres=paper_band_centres())
+    if args.plot:
+        plot_features(feats, args.plot, title=" vs ".join(feats), centres=paper_band_centres())
         print(args.plot)
