@@ -290,6 +290,61 @@ def window_starts(n: int, length: int, count: int, rng: np.random.Generator | No
     return sorted(set(starts))
 
 
+def track_activity(audio: np.ndarray, sr: int, hop_s: float = 0.5) -> np.ndarray:
+    """Which tracks play when: ``audio (tracks, samples)`` -> bool ``(tracks, frames)`` of
+    ``hop_s`` frames, true where a track is within 20 dB of its own mean level over the
+    frames it is not silent in (above -70 dBFS)."""
+    hop = max(1, int(hop_s * sr))
+    frames = max(1, audio.shape[1] // hop)
+    ms = np.square(audio[:, : frames * hop], dtype=np.float64).reshape(audio.shape[0], frames, -1).mean(-1)
+    sounding = ms > 1e-7
+    mean = np.array([m[s].mean() if s.any() else 0.0 for m, s in zip(ms, sounding)])
+    return sounding & (ms > 0.01 * mean[:, None])
+
+
+def covering_window_starts(audio: np.ndarray, sr: int, length: int, count: int,
+                           rng: np.random.Generator | None = None, hop_s: float = 0.5) -> list[int]:
+    """Start samples of ``count`` windows of ``length`` that hear every track that plays.
+
+    A track that only plays in part of the song (a guitar that comes in for the last
+    chorus) and is silent in every analysis window gets no useful gradient, yet Adam moves
+    its settings at full step size from noise, and the rest of the song then hears it at
+    any level and pan. So windows are chosen greedily on a grid of ``hop_s``: each next one
+    covers the most tracks no window has heard yet, then overlaps no other by more than
+    half, then has the most playing tracks plus the largest distance to the others (as a
+    share of the song: so they still spread over it);
+    ``rng`` jitters the candidates by up to a hop. Sorted; one window when the song is
+    shorter than ``length``."""
+    n = audio.shape[1]
+    if n <= length:
+        return [0]
+    act = track_activity(audio, sr, hop_s)
+    hop = max(1, int(hop_s * sr))
+    span = max(1, length // hop)
+    jitter = int(rng.integers(0, hop)) if rng is not None else 0
+    cands = [min(c + jitter, n - length) for c in range(0, n - length + 1, hop)]
+    count = max(1, min(count, n // max(1, length // 2)))
+    heard = np.zeros(act.shape[0], bool)
+    chosen: list[int] = []
+    for _ in range(count):
+        best, best_key = None, None
+        for c in cands:
+            if c in chosen:
+                continue
+            f0 = c // hop
+            plays = act[:, f0 : f0 + span].any(1)
+            gap = min((abs(c - o) for o in chosen), default=n)
+            # new tracks first; then how full the window is and how far from the others
+            key = (int((plays & ~heard).sum()), gap >= length // 2, float(act[:, f0 : f0 + span].mean()) + gap / n)
+            if best_key is None or key > best_key:
+                best, best_key = c, key
+        if best is None:
+            break
+        chosen.append(best)
+        heard |= act[:, best // hop : best // hop + span].any(1)
+    return sorted(chosen)
+
+
 def _analysis_windows(tracks, opts: Options, notify: Notify):
     """``(windows (K, tracks, 1, samples) float32 at analysis rate, preroll samples, starts (s))``."""
     import soxr
@@ -302,7 +357,7 @@ def _analysis_windows(tracks, opts: Options, notify: Notify):
     if n < length:
         notify(f"song is {n / sr:.1f} s, shorter than one analysis window ({length / sr:.1f} s): "
                "optimising on the whole song")
-    starts = window_starts(n, length, opts.windows, np.random.default_rng(opts.seed))
+    starts = covering_window_starts(tracks.audio, sr, length, opts.windows, np.random.default_rng(opts.seed))
     length = min(length, n)
     wins = []
     for s in starts:
@@ -516,6 +571,9 @@ def optimize(
     from .console.limiter import gain_db as limiter_gain_db
     from .console.limiter import true_peak_db
     from .evaluate.metrics import PAPER_LUFS, paper_distance, paper_features, song_features
+    from .evaluate.metrics import stereo_imbalance as paper_stereo_imbalance
+    from .evaluate.metrics import stereo_width as paper_stereo_width
+    from .losses import AF_WEIGHTS
     from .features import prepare as hp_prepare
     from .loudness import block_powers, gain_to_target_db, k_weight, loudness_np
     from .pipeline.finish import ceiling_for, finish
@@ -587,11 +645,24 @@ def optimize(
         if learn:
             short = out_lufs - (PAPER_LUFS - float(g16.detach()))  # the output's loudness shortfall
             push[0] = min(max(push[0] + short, 0.0), 20.0)
-        return paper_features(mix * (g_out * lim) * torch.pow(10.0, g16 / 20), analysis_sr, pool=True,
-                              bark_floor=bark_floor)
+        y = mix * (g_out * lim) * torch.pow(10.0, g16 / 20)
+        feats = paper_features(y, analysis_sr, pool=True, bark_floor=bark_floor)
+        # each window's own stereo image (see `sections` below)
+        feats["width_each"], feats["imbalance_each"] = paper_stereo_width(y), paper_stereo_imbalance(y)
+        return feats
 
     def af(fa, fb):
         return paper_distance(fa, fb, w)
+
+    aw = {**AF_WEIGHTS, **(w or {})}
+
+    def sections(fa, fb):
+        """Width and imbalance of every window against the reference's whole song. The
+        measure pools them over the song, and so can a mix that is lopsided in every
+        section (an organ hard left in the verses, a guitar hard right in the last
+        chorus): the windows then balance by chance and the rest of the song does not."""
+        return (aw["width"] * (fa["width_each"] - fb["width"]).square().mean()
+                + aw["imbalance"] * (fa["imbalance_each"] - fb["imbalance"]).square().mean())
 
     # start: equal loudness (thresholds at each input's level, ratio 1: same sound)
     start = _start(baseline, levels, PAPER_LUFS)
@@ -622,9 +693,11 @@ def optimize(
         for step in range(steps):
             opt.zero_grad(set_to_none=True)
             tp, mp = real(u_t, u_m)
-            total, terms = af(mix_features(tp, mp, learn=True), ref_feats)
+            feats = mix_features(tp, mp, learn=True)
+            total, terms = af(feats, ref_feats)
+            sect = sections(feats, ref_feats)
             reg = prior * (((u_t - u0_t) ** 2).mean() + ((u_m - u0_m) ** 2).mean())
-            loss = total + reg
+            loss = total + sect + reg
             if not torch.isfinite(loss):
                 notify(f"loss became non-finite at step {step}; keeping the best settings so far")
                 break
@@ -634,7 +707,7 @@ def optimize(
                 best = (af_value, u_t.detach().clone(), u_m.detach().clone())
             history.append({"step": step, "t": round(time.perf_counter() - t_opt, 3),
                             "loss": round(float(loss.detach()), 6), "af": round(af_value, 6),
-                            "prior": round(float(reg.detach()), 6),
+                            "prior": round(float(reg.detach()), 6), "sections": round(float(sect.detach()), 6),
                             **{key: round(float(v.detach()), 6) for key, v in terms.items()}})
             for u in (u_t, u_m):
                 if u.grad is not None:
@@ -702,9 +775,9 @@ def _shift_level(settings, change_db: float) -> bool:
 
     spec = MASTER_PARAMS[MASTER_INDEX["gain_db"]]
     have = float(settings.master_params[MASTER_INDEX["gain_db"]])
-    excess = change_db - (min(max(have + change_db, spec.min + 6), spec.max - 6) - have)  # keep 6 dB spare
-    if abs(excess) < 0.01:
+    if spec.min + 12 <= have + change_db <= spec.max - 12:
         return False
+    excess = have + change_db - (spec.min + spec.max) / 2  # the master gain lands mid-range: room both ways
     tp, mp = settings.track_params, settings.master_params
     for i in (TRACK_INDEX["gain_db"], TRACK_INDEX["compressor.threshold_db"]):
         tp[:, i] = (tp[:, i] + excess).clamp(TRACK_PARAMS[i].min, TRACK_PARAMS[i].max)
@@ -723,7 +796,10 @@ def _song_af(mix: np.ndarray, sr: int, ref_feats: dict, ref_sr: int, weights: di
 
 def _to_python(feats: dict) -> dict:
     """Features of one signal (batch 1) as plain floats / lists, for JSON and tables."""
-    return {k: (lambda v: v.tolist() if v.dim() else float(v))(v.detach().cpu().double()[0]) for k, v in feats.items()}
+    from .evaluate.metrics import PAPER_FEATURES
+
+    return {k: (lambda v: v.tolist() if v.dim() else float(v))(feats[k].detach().cpu().double()[0])
+            for k in PAPER_FEATURES}
 
 
 def _clip_to_table(settings) -> None:
