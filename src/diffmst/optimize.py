@@ -47,7 +47,7 @@ PAN_CENTRE_DB = 10 * math.log10(2 * 10 ** (-4.5 / 10))  # a centred mono source:
 class Options:
     """Optimisation settings (defaults: a 3-minute 8-track song in about a minute on 2 cores)."""
 
-    steps: int = 200
+    steps: int = 100
     lr: float = 0.05
     analysis_sr: int = ANALYSIS_SR
     windows: int = 4
@@ -742,7 +742,7 @@ def optimize(
         if _shift_level(settings, out_lufs + push[0] - loudness_np(premix, song.sample_rate)):
             premix = render_song(audio, settings.track_params[None], settings.master_params[None],
                                  song.sample_rate, limit=False)[0].numpy()
-        mix, finished = finish(premix, settings.master_params, song.sample_rate, out_lufs, ceiling)
+        mix, finished = finish(premix, settings.master_params, song.sample_rate, out_lufs, ceiling, push[0])
         if not finished.reached:
             notify(f"mix reaches {finished.lufs:.1f} LUFS, not the {out_lufs:.1f} asked: the master gain "
                    "is at its range end")

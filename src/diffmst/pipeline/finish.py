@@ -45,14 +45,15 @@ class Finished:
 
 
 def finish(premix: np.ndarray, master_params: torch.Tensor, sample_rate: int, target_lufs: float,
-           ceiling_db: float) -> tuple[np.ndarray, Finished]:
+           ceiling_db: float, expected_loss_db: float = 0.0) -> tuple[np.ndarray, Finished]:
     """Bring ``premix (2, samples)`` (the console's mix before the limiter) to ``target_lufs``
     after the limiter.
 
     ``master_params (len(MASTER_PARAMS),)`` are updated in place: ``limiter.ceiling_db``
     set to ``ceiling_db`` and ``gain_db`` changed by the gain found (secant steps on the
     loudness after limiting, which grows with the gain but by less than 1 LU per dB once
-    the limiter works). Returns ``(mix (2, samples) float32, Finished)``."""
+    the limiter works; the first guess adds ``expected_loss_db``, the loudness the limiter
+    is expected to take away). Returns ``(mix (2, samples) float32, Finished)``."""
     gi = MASTER_INDEX["gain_db"]
     gspec = MASTER_PARAMS[gi]
     master_params[MASTER_INDEX["limiter.ceiling_db"]] = float(ceiling_db)
@@ -69,7 +70,7 @@ def finish(premix: np.ndarray, master_params: torch.Tensor, sample_rate: int, ta
     if not math.isfinite(loud0):  # silence: nothing to set
         y, _ = attempt(0.0)
         return y, Finished(float("-inf"), true_peak_db(y), 0.0, False)
-    change = min(max(target_lufs - loud0, lo), hi)
+    change = min(max(target_lufs - loud0 + expected_loss_db, lo), hi)
     y, loud = attempt(change)
     prev = None
     for _ in range(MAX_ITER):
