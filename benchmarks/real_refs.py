@@ -9,6 +9,7 @@ Run from the repository root::
     python benchmarks/real_refs.py --songs 1 --methods ours                # ours alone (~1 min a song)
     python benchmarks/real_refs.py --songs 1 --methods ours --ours-steps 5 # wiring check of ours
     python benchmarks/real_refs.py --methods equal,dasp --dasp-steps 50 --json /tmp/real_refs.json
+    python benchmarks/real_refs.py --pick 0,6 --methods ours,dasp --dasp-steps 20    # two pairs only
 
 References: 12 real stereo songs (OGG, 44.1 kHz) from three Debian packages, all GPL-3+
 (see ``/usr/share/doc/<package>/copyright``): ``pushover-data`` (music by Roberto Lorenz),
@@ -463,6 +464,7 @@ def main() -> None:
     ap.add_argument("--songs", type=int, default=len(REFERENCES), help="number of (song, reference) pairs (max 12)")
     ap.add_argument("--methods", default="equal,matchering,ours",
                     help=f"comma-separated, of {','.join(METHODS)} (default: equal,matchering,ours)")
+    ap.add_argument("--pick", default="", metavar="I,J", help="only these pairs (0-based indices among --songs)")
     ap.add_argument("--threads", type=int, default=2, help="torch and numba threads")
     ap.add_argument("--songs-dir", default=DEFAULT_SONGS_DIR, help="corpus folder (default: data/bench-songs)")
     ap.add_argument("--json", default="", metavar="PATH", help="write all rows (and the run's details) as JSON")
@@ -499,7 +501,10 @@ def main() -> None:
     if len(songs) < args.songs:
         print(f"note: only {len(songs)} song(s) in {args.songs_dir}", flush=True)
     rows: list[Row] = []
-    for song, ref_info in zip(songs, REFERENCES[: args.songs]):
+    picked = {int(i) for i in args.pick.split(",") if i.strip()} if args.pick else None
+    for i, (song, ref_info) in enumerate(zip(songs, REFERENCES[: args.songs])):
+        if picked is not None and i not in picked:
+            continue
         if os.path.isfile(ref_info.path):
             rows += run_pair(song, ref_info, methods, args)
         else:
