@@ -1,16 +1,18 @@
 """Mixing without a network: optimise one song's console settings against a reference.
 
-:func:`optimize` loudness-normalises the tracks and the reference, starts from the
-**equal-loudness** settings (every source at the same loudness, centred, flat EQ, no
-compression; :func:`equal_loudness_settings`, also the baseline every method must beat)
-and runs Adam on the console settings in normalised parameter space (each parameter in
-[0, 1] of its range in :mod:`diffmst.console.params`, projected back after every step)
-against the AF loss (:class:`diffmst.losses.AFLoss`) plus a weak prior towards the
-starting settings. The console runs on several windows across the song at an analysis
-rate (default 24 kHz; the console is sample-rate agnostic), batched; the reference's
-features are taken from the whole reference once. The whole song is then rendered at the
-tracks' own rate with :func:`diffmst.console.render`, brought to -16 LUFS (or lower, so
-that no peak exceeds -1 dBFS) with the master gain, so the saved settings re-render
+:func:`optimize` starts from the **equal-loudness** settings (every source at the same
+loudness, centred, flat EQ, no compression; :func:`equal_loudness_settings`, also the
+baseline every method must beat) and runs Adam on the console settings in normalised
+parameter space (each parameter in [0, 1] of its range in :mod:`diffmst.console.params`,
+projected back after every step) against the paper's AF distance
+(:mod:`diffmst.evaluate.metrics`) between the mix and the whole reference, plus a weak
+prior towards the starting settings. The console runs on several windows of the song
+(chosen to hear every track that plays) at 44.1 kHz, batched, and each window's mix goes
+through what finishing will do to it: the output loudness, the master's true-peak limiter,
+then -16 LUFS for the measure. The whole song is then rendered at the tracks' own rate
+with :func:`diffmst.console.render` and finished (:mod:`diffmst.pipeline.finish`): the
+master gain brings it to the reference's loudness (or the one asked) after the limiter,
+whose ceiling keeps every true peak at or below -1 dBTP; the saved settings re-render
 exactly the same mix.
 
 Arrays are numpy float32 ``(channels, samples)`` (tracks ``(tracks, samples)``), as in
