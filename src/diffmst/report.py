@@ -120,8 +120,10 @@ def _feature_axes(fig, gs, features: Mapping[str, Mapping], centres: Sequence[fl
     for col, keys in enumerate((("rms", "crest"), ("width", "imbalance"))):
         ax = fig.add_subplot(gs[1, col])
         width = 0.8 / max(1, len(labels))
-        names = dict((k, f"{n} ({u})" if u else n) for k, n, u in SCALARS)
-        ticks = [f"{names[k]} {sfx}".strip() for k in keys for sfx, _ in _scalars(features[labels[0]], k)]
+        units = {k: u for k, _, u in SCALARS}
+        names = {k: n for k, n, _ in SCALARS} | {"crest": "crest"}  # short: four bars share the axis
+        ticks = [f"{names[k]} {sfx}".strip() + (f" ({units[k]})" if units[k] else "")
+                 for k in keys for sfx, _ in _scalars(features[labels[0]], k)]
         for i, (c, label) in enumerate(zip(colours, labels)):
             vals = [v for k in keys for _, v in _scalars(features[label], k)]
             ax.bar(np.arange(len(ticks)) + (i - (len(labels) - 1) / 2) * width, vals, width, color=c, label=label,
