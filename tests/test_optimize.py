@@ -291,3 +291,28 @@ def test_recovers_random_settings_more_songs(seed):
     assert res.af["optimized"]["total"] <= 0.2 * res.af["equal_loudness"]["total"]
     baseline_mix, _ = equal_loudness_mix(audio, sample_rate=SR, names=names)
     assert af_full(res.mix, reference) < af_full(baseline_mix, reference)
+
+
+def test_level_shift_keeps_the_mix_and_never_clamps_a_setting():
+    """Making room for the master gain moves every track gain and compressor threshold by
+    one amount, only as far as none leaves its range: the mix is the same, only louder."""
+    from diffmst.optimize import _shift_level
+
+    names, audio = song(8, seconds=3.0)
+    tp, mp = random_settings(len(names), 3)
+    tp[0, TRACK_INDEX["gain_db"]] = 21.0  # 3 dB of room upwards at most
+    mp[MASTER_INDEX["gain_db"]] = 20.0
+    s = Settings(names, tp.clone(), mp.clone())
+    before = render(torch.from_numpy(audio)[None, :, None], tp[None], mp[None], SR, limit=False)[0].numpy()
+    assert _shift_level(s, 30.0)  # the master gain alone cannot take +30 dB
+    shift = float(s.track_params[0, TRACK_INDEX["gain_db"]] - 21.0)
+    assert 0 < shift <= 3.0 + 1e-6
+    torch.testing.assert_close(s.track_params[:, TRACK_INDEX["gain_db"]] - tp[:, TRACK_INDEX["gain_db"]],
+                               torch.full((len(names),), shift), atol=1e-5, rtol=0)
+    for specs, v in ((TRACK_PARAMS, s.track_params), (MASTER_PARAMS, s.master_params)):
+        lo = torch.tensor([p.min for p in specs]); hi = torch.tensor([p.max for p in specs])
+        assert ((v >= lo - 1e-6) & (v <= hi + 1e-6)).all()
+    after = render(torch.from_numpy(audio)[None, :, None], s.track_params[None], s.master_params[None], SR,
+                   limit=False)[0].numpy()
+    np.testing.assert_allclose(after, before * 10 ** (shift / 20), atol=2e-5 * np.abs(before).max())
+    assert not _shift_level(Settings(names, tp.clone(), mp.clone()), -5.0)  # within the master's reach

@@ -768,23 +768,31 @@ def optimize(
     )
 
 
-def _shift_level(settings, change_db: float) -> bool:
+def _shift_level(settings, change_db: float, spare_db: float = 3.0) -> bool:
     """Make room for a master gain change of ``change_db`` (the loss is blind to the overall
     level, so the optimiser may leave the mix far from the output loudness): what the master
-    gain's range cannot take moves into every track's gain, with the compressors' thresholds
-    moved alike so that they act the same. Returns whether anything moved."""
+    gain's range (less ``spare_db`` for finishing's own steps) cannot take moves into every
+    track's gain, with every compressor's threshold moved alike so that it acts the same.
+    Only as far as no setting leaves its range (a clamped gain or threshold would change
+    the mix's balance); the rest is left to the master gain. Returns whether anything moved."""
     from .console.params import MASTER_INDEX, MASTER_PARAMS, TRACK_INDEX, TRACK_PARAMS
 
     spec = MASTER_PARAMS[MASTER_INDEX["gain_db"]]
-    have = float(settings.master_params[MASTER_INDEX["gain_db"]])
-    if spec.min + 12 <= have + change_db <= spec.max - 12:
+    want = float(settings.master_params[MASTER_INDEX["gain_db"]]) + change_db
+    excess = want - min(max(want, spec.min + spare_db), spec.max - spare_db)
+    if abs(excess) < 0.01:
         return False
-    excess = have + change_db - (spec.min + spec.max) / 2  # the master gain lands mid-range: room both ways
     tp, mp = settings.track_params, settings.master_params
-    for i in (TRACK_INDEX["gain_db"], TRACK_INDEX["compressor.threshold_db"]):
-        tp[:, i] = (tp[:, i] + excess).clamp(TRACK_PARAMS[i].min, TRACK_PARAMS[i].max)
-    t = MASTER_INDEX["compressor.threshold_db"]
-    mp[t] = float(min(max(float(mp[t]) + excess, MASTER_PARAMS[t].min), MASTER_PARAMS[t].max))
+    gi, ti, mi = TRACK_INDEX["gain_db"], TRACK_INDEX["compressor.threshold_db"], MASTER_INDEX["compressor.threshold_db"]
+    cols = [(tp[:, gi], TRACK_PARAMS[gi]), (tp[:, ti], TRACK_PARAMS[ti]), (mp[mi:mi + 1], MASTER_PARAMS[mi])]
+    room_up = min(float((p.max - v).min()) for v, p in cols)
+    room_down = max(float((p.min - v).max()) for v, p in cols)
+    shift = min(max(excess, room_down), room_up)
+    if abs(shift) < 0.01:
+        return False
+    tp[:, gi] += shift
+    tp[:, ti] += shift
+    mp[mi] += shift
     return True
 
 
