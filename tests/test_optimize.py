@@ -12,7 +12,6 @@ from diffmst.console.params import MASTER_INDEX, TRACK_INDEX
 from diffmst.console.strip import pan_gains
 from diffmst.errors import DiffmstError
 from diffmst.examples import example_song
-from diffmst.losses import AFLoss
 from diffmst.optimize import equal_loudness_mix, equal_loudness_settings, optimize, window_starts
 
 SR = 44100

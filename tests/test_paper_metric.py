@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffmst.evaluate import paper_af, paper_features, song_features
+from diffmst.evaluate import paper_af, paper_features
 from diffmst.evaluate.metrics import bark_filterbank, fft_size
 
 SR = 44100

@@ -471,11 +471,12 @@ class OptimizeResult:
             check_output(p, overwrite)
         write_audio(paths["mix"], self.mix, self.sample_rate, bit_depth, overwrite, notify=notify)
         self.settings.save(paths["settings"], overwrite=overwrite)
-        _write_text(paths["report"], json.dumps(self.report(), indent=1) + "\n")
+        report = self.report()  # measures the whole mix (loudness, true peak): once
+        _write_text(paths["report"], json.dumps(report, indent=1) + "\n")
         if plot:
             from .report import plot_optimize_report
 
-            plot_optimize_report(self.report(), paths["plot"])
+            plot_optimize_report(report, paths["plot"])
         return paths
 
 
@@ -577,6 +578,7 @@ def optimize(
     from .evaluate.metrics import stereo_width as paper_stereo_width
     from .losses import AF_WEIGHTS
     from .features import prepare as hp_prepare
+    from .features import to_python
     from .loudness import block_powers, gain_to_target_db, k_weight, loudness_np
     from .pipeline.finish import ceiling_for, finish
 
@@ -606,7 +608,6 @@ def optimize(
     # paper's measure takes them (DC removed, at -16 LUFS)
     x, pre, starts = _analysis_windows(song, opts, notify)
     x = x.to(dev)
-    ref_feats_song = song_features(ref, ref_sr, analysis_sr)
     # the optimiser's target: the same features after a 20 Hz high-pass, so that a
     # reference's infrasonic drift (which the measure counts in its RMS) is not matched
     ref_hp = hp_prepare(torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float64)), ref_sr)[0].numpy()
@@ -630,9 +631,6 @@ def optimize(
     # the limiter takes away loudness: the windows are brought this much above the output
     # loudness before it, learnt from step to step (what finish() does on the whole song)
     push = [0.0]
-
-    def pooled_gain_db(y, lufs):
-        return gain_to_target_db(block_powers(k_weight(y, analysis_sr), analysis_sr), lufs, pool=True)
 
     def mix_features(tp, mp, learn: bool = False):
         mix = mixer(x, tp.expand(k, -1, -1), mp.expand(k, -1), analysis_sr)[..., pre:]
@@ -735,7 +733,6 @@ def optimize(
     _clip_to_table(settings)
 
     mix = np.zeros((2, 0), np.float32)
-    finished = None
     if render:
         t_r = time.perf_counter()
         audio = torch.from_numpy(song.audio)[None, :, None]
@@ -750,15 +747,15 @@ def optimize(
                    "is at its range end")
         timings["render"] = time.perf_counter() - t_r
     # the paper's measure on the whole songs (what results are judged by)
-    ref_song = ref_feats_song if ref_sr == analysis_sr else song_features(ref, ref_sr)
+    ref_song = song_features(ref, ref_sr)
     song_af = {"equal_loudness": _song_af(_linear_mix(song.audio, baseline), song.sample_rate, ref_song, ref_sr, w)}
     if render:
         song_af["optimized"] = _song_af(mix, song.sample_rate, ref_song, ref_sr, w)
     timings["total"] = time.perf_counter() - t0
     return OptimizeResult(
         settings=settings, baseline=baseline, mix=mix, sample_rate=song.sample_rate, history=history,
-        features={"reference": _to_python(ref_feats), "equal_loudness": _to_python(base_feats),
-                  "optimized": _to_python(opt_feats)},
+        features={"reference": to_python(ref_feats), "equal_loudness": to_python(base_feats),
+                  "optimized": to_python(opt_feats)},
         af={"equal_loudness": _terms_dict(base_total, base_terms), "optimized": _terms_dict(opt_total, opt_terms)},
         song_af=song_af,
         windows_s=starts, timings=timings,
@@ -802,14 +799,6 @@ def _song_af(mix: np.ndarray, sr: int, ref_feats: dict, ref_sr: int, weights: di
 
     total, terms = paper_distance(song_features(mix, sr, ref_sr), ref_feats, weights)
     return _terms_dict(total, terms)
-
-
-def _to_python(feats: dict) -> dict:
-    """Features of one signal (batch 1) as plain floats / lists, for JSON and tables."""
-    from .evaluate.metrics import PAPER_FEATURES
-
-    return {k: (lambda v: v.tolist() if v.dim() else float(v))(feats[k].detach().cpu().double()[0])
-            for k in PAPER_FEATURES}
 
 
 def _clip_to_table(settings) -> None:

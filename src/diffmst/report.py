@@ -269,6 +269,7 @@ def _analyze_paper(files: Sequence[str], args, notice) -> None:
     from .console.limiter import true_peak_db
     from .errors import DiffmstError
     from .evaluate.metrics import PAPER_LUFS, paper_distance, song_features
+    from .features import to_python
     from .loudness import loudness_np
 
     audios = []
@@ -285,7 +286,7 @@ def _analyze_paper(files: Sequence[str], args, notice) -> None:
         label = Path(f).name if Path(f).name not in feats else str(f)
         fe = song_features(audio, sr, rate)
         raw.append(fe)
-        feats[label] = {k: (v[0].tolist() if v.dim() > 1 else float(v[0])) for k, v in fe.items()}
+        feats[label] = to_python(fe)
         extra[0].append(f"{loudness_np(audio, sr):.1f}")
         extra[1].append(f"{true_peak_db(audio):.1f}")
     af_values: dict[str, float] = {}

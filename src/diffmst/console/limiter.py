@@ -8,14 +8,13 @@ Design (a look-ahead brick-wall limiter, stereo-linked):
 2. needed gain ``r[n] = min(0, ceiling - 20 log10 p[n])`` dB;
 3. look-ahead hold: ``h[n] = min(r[n .. n + A])`` with ``A`` = 5 ms;
 4. release: one-pole smoothing of ``h`` with an instant attack and the release time
-   (the compressor's smoother, :func:`diffmst.console.dynamics.smooth_gain`), which never
-   rises above ``h``;
+   (the compressor's compiled smoother kernel), which never rises above ``h``;
 5. attack ramp: the mean of the last ``A`` samples of that, in dB, which is at most
    ``r[n]`` (every term covers sample ``n`` in its look-ahead), so the gain is down by
    the time a peak arrives and no sample passes the ceiling.
 
 Between samples the interpolated peak can still pass the ceiling by a few hundredths of
-a dB where the gain changes fast: :func:`limit` measures the result's true peak and
+a dB where the gain changes fast: :func:`limiter` measures the result's true peak and
 scales it down by the overshoot (``trim``), so the output's 4x true peak never exceeds
 the ceiling. Offline (whole songs, or windows of them): there is no latency to add.
 """
