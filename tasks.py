@@ -53,6 +53,9 @@ def main(argv: list[str]) -> int:
         if task == "demo":
             setup()
             run(BIN / "diffmst", "demo", "--overwrite", *rest)
+            activate = str(BIN / "activate") if os.name == "nt" else f"source {BIN / 'activate'}"
+            print(f"\ndiffmst is installed in {VENV}: run `{activate}` to use the `diffmst` command "
+                  f"(or call {BIN / 'diffmst'} directly), then e.g. `diffmst --help`.")
         elif task == "test":
             setup("[test]")
             run(PY, "-m", "pytest", "-n", "2", "-q", *rest)

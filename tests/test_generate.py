@@ -171,8 +171,9 @@ def test_user_errors(tmp_path, capsys):
     assert main(["data", "generate", "-n", "1", "-o", str(out), "--seed", "99", "--seconds", "2", "3",
                  "--sources", "procedural", "--renderer", "numpy", "-q"]) == 2
     assert "diffmst: error:" in capsys.readouterr().err
-    assert main(["data", "generate", "-n", "1", "-o", str(tmp_path / "d"), "--seconds", "5", "2", "-q"]) == 2
-    assert "--seconds" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # refused by the argument parser
+        main(["data", "generate", "-n", "1", "-o", str(tmp_path / "d"), "--seconds", "5", "2", "-q"])
+    assert e.value.code == 2 and "--seconds" in capsys.readouterr().err
     assert main(["data", "generate", "-n", "1", "-o", str(tmp_path / "d"), "--sources", "nope", "-q"]) == 2
     assert "unknown source" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
@@ -189,6 +190,58 @@ def test_cli_generate_and_stats(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "songs" in text and "2" in text
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["generate", "--songs", "-1"], ["--songs", ">= 0"]),
+    (["generate", "--songs", "two"], ["--songs", "whole number"]),
+    (["generate", "--jobs", "-2"], ["--jobs", ">= 0"]),
+    (["generate", "--seed", "-1"], ["--seed", ">= 0"]),
+    (["generate", "--first", "-1"], ["--first", ">= 0"]),
+    (["generate", "--seconds", "5", "2"], ["--seconds", "MIN 5", "MAX 2"]),
+    (["generate", "--seconds", "-3", "2"], ["--seconds", "-3"]),
+    (["generate", "--seconds", "nan", "2"], ["--seconds"]),
+    (["generate", "--stems", "8", "4"], ["--stems", "MIN 8", "MAX 4"]),
+    (["generate", "--stems", "0", "4"], ["--stems"]),
+    (["generate", "--sample-rate", "0"], ["--sample-rate"]),
+    (["generate", "--sample-rate", "-44100"], ["--sample-rate"]),
+    (["stats", "c", "--max-songs", "-1"], ["--max-songs", ">= 0"]),
+    (["stats", "c", "--jobs", "-1"], ["--jobs", ">= 0"]),
+])
+def test_nonsense_options_refused_at_parse_time(tmp_path, capsys, argv, words):
+    if argv[0] == "generate":  # a tiny valid run, then the option under test
+        argv = ["generate", "-n", "1", "--seconds", "2", "3", "--sources", "procedural", "--renderer", "numpy",
+                "-q", "-o", str(tmp_path / "x"), *argv[1:]]
+    else:
+        argv = ["stats", str(tmp_path), "--plot", str(tmp_path / "x"), *argv[2:]]
+    with pytest.raises(SystemExit) as e:
+        main(["data", *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words), err
+    assert not (tmp_path / "x").exists()
+
+
+def test_stats_plot_not_overwritten_without_overwrite(tmp_path, capsys, monkeypatch):
+    from diffmst.data import stats
+
+    t = np.arange(SR) / SR
+    (tmp_path / "c" / "a").mkdir(parents=True)
+    sf.write(tmp_path / "c" / "a" / "bass.wav", 0.3 * np.sin(2 * np.pi * 55 * t), SR)
+    real = stats.corpus_stats
+    for plot in (tmp_path / "c" / "stats.png", tmp_path / "mine.png"):
+        plot.write_bytes(b"keep me")
+        argv = ["data", "stats", str(tmp_path / "c"), "-j", "1"] + (["--plot", str(plot)] if plot.name == "mine.png" else [])
+        analysed = []
+        monkeypatch.setattr(stats, "corpus_stats", lambda *a, **k: analysed.append(1) or real(*a, **k))
+        assert main(argv) == 2
+        assert plot.read_bytes() == b"keep me" and not analysed  # refused before any analysis
+        err = capsys.readouterr().err
+        assert f"{plot}: already exists (use --overwrite" in err
+        assert main(argv + ["--overwrite"]) == 0 and analysed
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --plot none never touches a file
+    assert main(["data", "stats", str(tmp_path / "c"), "-j", "1", "--plot", "none"]) == 0
 
 
 def test_missing_tools_fall_back(monkeypatch, tmp_path):

@@ -7,7 +7,6 @@ Arrays here are numpy float32 ``(channels, samples)``; a set of tracks is
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -17,9 +16,12 @@ import soundfile as sf
 import soxr
 
 from .errors import DiffmstError
+from .fileio import atomic_path
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3", ".w64", ".caf"}
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
+OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF"}
+CLIP_TOLERANCE = 10 ** (0.001 / 20)  # overs this small are round-off: clipped silently
 
 Notify = Callable[[str], None]
 
@@ -51,6 +53,34 @@ def find_audio(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return files
 
 
+def check_input_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """An input that must be one readable, non-empty file: the same error for the same
+    fault in every command (a folder, a missing path, 0 bytes, no permission)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DiffmstError(f"{path}: is a folder; expected {'an audio' if what == 'file' else 'a'} {what}")
+    if not path.exists():
+        raise DiffmstError(f"{path}: no such file")
+    if not path.is_file():
+        raise DiffmstError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise DiffmstError(f"{path}: empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise DiffmstError(f"{path}: cannot read (permission denied)")
+    return path
+
+
+def _reason(e: Exception) -> str:
+    """libsndfile's message without its "Error opening '...': " prefix, in our words where
+    it has a vague one."""
+    msg = str(e).split(": ", 1)[-1].strip() if str(e).startswith("Error opening") else str(e).strip()
+    if "Format not recognised" in msg:
+        return "not an audio format this tool reads (wav, flac, aiff, ogg, mp3, ...)"
+    if "psf_fseek" in msg or "lost sync" in msg or "Internal" in msg:
+        return "the file ends early or is damaged"
+    return msg.removeprefix("Error : ").strip() or type(e).__name__
+
+
 def _check_channels(path: Path, channels: int, max_channels: int = 2) -> None:
     if channels > max_channels:
         raise DiffmstError(f"{path}: has {channels} channels; at most {max_channels} are supported "
@@ -69,15 +99,19 @@ def read_audio(path: str | os.PathLike, max_channels: int = 2) -> tuple[np.ndarr
     length, more than ``max_channels`` channels and NaN/Inf samples.
     """
     path = Path(path)
-    if not path.is_file():  # soundfile reports a missing file as a vague "System error"
-        raise DiffmstError(f"{path}: no such file")
+    check_input_file(path)
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            _check_channels(path, f.channels, max_channels)
+            try:
+                data = f.read(dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as e:
+                raise DiffmstError(f"{path}: cannot read audio: truncated or corrupt ({_reason(e)})") from None
+            sr = f.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        raise DiffmstError(f"{path}: cannot read audio ({e})") from None
+        raise DiffmstError(f"{path}: cannot read audio: {_reason(e)}") from None
     if data.shape[0] == 0:
         raise DiffmstError(f"{path}: file has no samples (zero length)")
-    _check_channels(path, data.shape[1], max_channels)
     if not np.isfinite(data).all():
         bad = int(np.argmax(~np.isfinite(data).all(axis=1)))
         raise DiffmstError(f"{path}: contains NaN or infinite samples (first at sample {bad})")
@@ -105,23 +139,41 @@ class Tracks:
         return self.audio.shape[1] / self.sample_rate
 
 
-def _track_names(files: Sequence[Path]) -> list[str]:
-    stems = [f.stem for f in files]
-    return [f.name if stems.count(f.stem) > 1 else f.stem for f in files]
+def track_names(files: Sequence[Path], channels: Sequence[int]) -> list[list[str]]:
+    """Unique track names for ``files`` (with their channel counts): per file, its channels'
+    names (:func:`channel_names`).
+
+    A file is named by its stem (``kick``); files whose names would collide (``kick.wav``
+    and ``kick.flac``; a stereo ``keys.flac``'s ``keys.L`` and a mono ``keys.L.wav``) are
+    named by their file name (``kick.wav``, ``keys.flac.L``), and where that still collides
+    (``drums/kick.flac`` and ``perc/kick.flac``) by their path from the folder the files
+    share. Raises :class:`DiffmstError` for the same file given twice.
+    """
+    resolved = [f.resolve() for f in files]
+    for i, r in enumerate(resolved):
+        if r in resolved[:i]:
+            raise DiffmstError(f"{files[i]}: given twice as a track")
+    root = Path(os.path.commonpath([r.parent for r in resolved])) if files else Path()
+    ways = [lambda f, r: f.stem, lambda f, r: f.name, lambda f, r: r.relative_to(root).as_posix()]
+    level = [0] * len(files)
+    while True:
+        names = [channel_names(ways[lv](f, r), c) for f, r, lv, c in zip(files, resolved, level, channels)]
+        flat = [n for ns in names for n in ns]
+        clash = [i for i, ns in enumerate(names) if any(flat.count(n) > 1 for n in ns)]
+        if not clash:
+            return names
+        if all(level[i] == len(ways) - 1 for i in clash):  # cannot happen for distinct files
+            raise DiffmstError(f"{files[clash[0]]}: its track name collides with another file's")
+        for i in clash:
+            level[i] = min(level[i] + 1, len(ways) - 1)
 
 
 def probe_track_names(inputs: Sequence[str | os.PathLike]) -> list[str]:
     """The track names :func:`load_tracks` would give, from the file headers only."""
     files = find_audio(inputs)
-    names: list[str] = []
-    for f, name in zip(files, _track_names(files)):
-        try:
-            channels = sf.info(str(f)).channels
-        except (sf.LibsndfileError, RuntimeError) as e:
-            raise DiffmstError(f"{f}: cannot read audio ({e})") from None
-        _check_channels(f, channels)
-        names += channel_names(name, channels)
-    return names
+    # read, not only probed: a file `params` accepts must be one `render` accepts
+    channels = [read_audio(f)[0].shape[0] for f in files]
+    return [n for ns in track_names(files, channels) for n in ns]
 
 
 def load_tracks(inputs: Sequence[str | os.PathLike], notify: Notify = _quiet) -> Tracks:
@@ -146,20 +198,46 @@ def load_tracks(inputs: Sequence[str | os.PathLike], notify: Notify = _quiet) ->
                + ", ".join(short[:5]) + (" ..." if len(short) > 5 else ""))
     names: list[str] = []
     rows: list[np.ndarray] = []
-    for name, (x, _) in zip(_track_names(files), loaded):
-        x = np.pad(x, ((0, 0), (0, n - x.shape[1])))
-        names += channel_names(name, x.shape[0])
-        rows += list(x)
+    for file_names, (x, _) in zip(track_names(files, [x.shape[0] for x, _ in loaded]), loaded):
+        names += file_names
+        rows += list(np.pad(x, ((0, 0), (0, n - x.shape[1]))))
     return Tracks(names, np.stack(rows).astype(np.float32), sr, files)
 
 
 def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse to replace an existing output unless ``overwrite``; the folder must exist."""
+    """Refuse to replace an existing output unless ``overwrite`` (and a folder even then);
+    the folder it goes in must exist."""
     path = Path(path)
+    if path.is_dir():
+        raise DiffmstError(f"{path}: is a folder; expected a file name")
     if path.exists() and not overwrite:
         raise DiffmstError(f"{path}: already exists (use --overwrite to replace it)")
-    if not path.parent.exists():
+    if not path.parent.is_dir():
         raise DiffmstError(f"{path.parent}: output folder does not exist")
+    return path
+
+
+def output_format(path: str | os.PathLike, bit_depth: str = "24") -> str:
+    """soundfile's format name for an output audio file, from its extension; raises
+    :class:`DiffmstError` for an extension or bit depth it cannot store (checked before
+    any audio work, so a long render never ends in this error)."""
+    path = Path(path)
+    if bit_depth not in SUBTYPES:
+        raise DiffmstError(f"bit depth must be one of {', '.join(SUBTYPES)}, got {bit_depth!r}")
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DiffmstError(f"{path}: unsupported output format {path.suffix or '(no extension)'!s} "
+                           f"(use {', '.join(OUTPUT_FORMATS)})")
+    if fmt == "FLAC" and bit_depth == "32f":
+        raise DiffmstError(f"{path}: FLAC cannot store 32-bit float (use .wav, or --bit-depth 16 or 24)")
+    return fmt
+
+
+def check_audio_output(path: str | os.PathLike, overwrite: bool, bit_depth: str = "24") -> Path:
+    """:func:`check_output` and :func:`output_format` together: what every command that
+    writes audio checks before it starts."""
+    path = check_output(path, overwrite)
+    output_format(path, bit_depth)
     return path
 
 
@@ -177,26 +255,18 @@ def write_audio(
     ``bit_depth`` is ``"16"``, ``"24"`` or ``"32f"``; integer formats are clipped to
     full scale with a notice (32-bit float keeps overs).
     """
-    path = check_output(path, overwrite)
-    if bit_depth not in SUBTYPES:
-        raise DiffmstError(f"bit depth must be one of {', '.join(SUBTYPES)}, got {bit_depth!r}")
+    path = check_audio_output(path, overwrite, bit_depth)
+    fmt = output_format(path, bit_depth)
     audio = np.asarray(audio, dtype=np.float32)
+    if not np.isfinite(audio).all():
+        raise DiffmstError(f"{path}: the audio to write has NaN or infinite samples; nothing written")
     peak = float(np.abs(audio).max()) if audio.size else 0.0
-    if bit_depth != "32f" and peak > 1.0:
-        notify(f"{path.name}: peak {20 * np.log10(peak):+.1f} dBFS clipped to 0 dBFS "
-               "(lower the master gain, or use --bit-depth 32f)")
-        audio = np.clip(audio, -1.0, 1.0)
-    fmt = {".flac": "FLAC", ".wav": "WAV", ".aif": "AIFF", ".aiff": "AIFF"}.get(path.suffix.lower())
-    if fmt is None:
-        raise DiffmstError(f"{path}: unsupported output format (use .wav, .flac or .aiff)")
-    if fmt == "FLAC" and bit_depth == "32f":
-        raise DiffmstError(f"{path}: FLAC cannot store 32-bit float (use .wav)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
+    if bit_depth != "32f" and peak > CLIP_TOLERANCE:
+        # never a clipped file: every mix diffmst makes ends in a limiter, so this is a
+        # caller's level error, not something to hide
+        raise DiffmstError(f"{path}: peak {20 * np.log10(peak):+.2f} dBFS would clip in {bit_depth}-bit; "
+                           "nothing written (lower the level, or use --bit-depth 32f)")
+    audio = np.clip(audio, -1.0, 1.0) if bit_depth != "32f" else audio
+    with atomic_path(path) as tmp:
         sf.write(tmp, audio.T, sample_rate, subtype=SUBTYPES[bit_depth], format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

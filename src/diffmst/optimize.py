@@ -40,8 +40,10 @@ Progress = Callable[[int, int, float], None]
 TARGET_LUFS = -16.0
 PEAK_DBFS = -1.0
 ANALYSIS_SR = 44100  # full band: the paper's Bark bands reach 20 kHz
+MIN_ANALYSIS_SR = 16000  # below this the console's EQ ranges and most Bark bands are out of reach
 BARK_FLOOR = 10 ** (-30 / 20)  # the optimiser's Bark floor, re each band of the reference
 PREROLL_S = 0.25      # console warm-up before each window (compressor state), not measured
+OUTPUT_FILES = {"mix": "mix.wav", "settings": "settings.json", "report": "report.json", "plot": "report.png"}
 PAN_CENTRE_DB = 10 * math.log10(2 * 10 ** (-4.5 / 10))  # a centred mono source: -1.49 dB
 
 
@@ -60,10 +62,34 @@ class Options:
     peak_dbtp: float = PEAK_DBFS          # the output's true peak never passes this
     seed: int = 0
     device: str = "cpu"
+    link_stereo: bool = True              # a stereo file's L/R share their settings, pans mirrored
 
 
 def _quiet(_msg: str) -> None:
     pass
+
+
+def _check_options(o: Options) -> None:
+    """Refuse options the optimisation cannot run with (the CLI checks its own earlier)."""
+    def finite(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    checks = [
+        (isinstance(o.steps, int) and o.steps >= 0, "steps", "a whole number >= 0"),
+        (finite(o.lr) and o.lr > 0, "lr", "a number > 0"),
+        (isinstance(o.analysis_sr, int) and o.analysis_sr >= MIN_ANALYSIS_SR, "analysis_sr",
+         f"a whole number of Hz >= {MIN_ANALYSIS_SR}"),
+        (isinstance(o.windows, int) and o.windows >= 1, "windows", "a whole number >= 1"),
+        (finite(o.window_s) and o.window_s > 0, "window_s", "a number of seconds > 0"),
+        (finite(o.prior) and o.prior >= 0, "prior", "a number >= 0"),
+        (finite(o.peak_dbtp) and -20 <= o.peak_dbtp <= 0, "peak_dbtp", "a number in [-20, 0] dBTP"),
+        (o.loudness == "reference" or (finite(o.loudness) and -70 <= o.loudness <= 0), "loudness",
+         "'reference' or a number in [-70, 0] LUFS"),
+        (isinstance(o.seed, int) and 0 <= o.seed < 2**32, "seed", "a whole number in [0, 2**32)"),
+    ]
+    for ok, name, what in checks:
+        if not ok:
+            raise DiffmstError(f"{name} must be {what}, got {getattr(o, name)!r}")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -105,8 +131,6 @@ def load_reference(reference, sample_rate: int | None = None, notify: Notify = _
 
     if isinstance(reference, (str, os.PathLike)):
         label = str(reference)
-        if not Path(reference).exists():
-            raise DiffmstError(f"{label}: no such file")
         if Path(reference).is_dir():
             raise DiffmstError(f"{label}: is a folder; the reference must be one audio file (a finished mix)")
         audio, sr = read_audio(reference)
@@ -127,8 +151,8 @@ def load_reference(reference, sample_rate: int | None = None, notify: Notify = _
         audio = np.concatenate([audio, audio])
     seconds = audio.shape[1] / sr
     if seconds < min_seconds:
-        raise DiffmstError(f"{label}: reference is only {seconds:.2f} s long; at least {min_seconds:.2f} s "
-                           "(one analysis window; set a shorter one with --window / window_s)")
+        raise DiffmstError(f"{label}: reference is only {seconds:.2f} s long, shorter than one analysis "
+                           f"window ({min_seconds:.2f} s); use shorter windows")
     from .loudness import loudness_np
 
     if not math.isfinite(loudness_np(audio, sr)):
@@ -239,10 +263,9 @@ def _set_master_level(settings, mix: np.ndarray, sr: int, target_lufs: float, pe
     """Adjust the master gain (in place) so ``mix`` (rendered with ``settings``) reads
     ``target_lufs``, or less so that its peak stays at ``peak_dbfs``; returns the change in
     dB (apply it to ``mix`` as ``mix * 10 ** (change / 20)``)."""
-    from .console.params import MASTER_INDEX, MASTER_PARAMS
-    from .loudness import loudness_np
-
     from .console.limiter import true_peak_db
+    from .console.params import MASTER_INDEX, MASTER_PARAMS, TRACK_INDEX, TRACK_PARAMS
+    from .loudness import loudness_np
 
     loud = loudness_np(mix, sr)
     peak_db = true_peak_db(mix)  # 4x oversampled, as the limiter and BS.1770 read it
@@ -256,10 +279,17 @@ def _set_master_level(settings, mix: np.ndarray, sr: int, target_lufs: float, pe
     spec = MASTER_PARAMS[MASTER_INDEX["gain_db"]]
     old = float(settings.master_params[MASTER_INDEX["gain_db"]])
     new = min(max(old + change, spec.min), spec.max)
-    if abs(new - (old + change)) > 0.01:
-        notify(f"master gain clamped to {new:+.1f} dB (range {spec.min:g} .. {spec.max:g} dB)")
     settings.master_params[MASTER_INDEX["gain_db"]] = float(new)
-    return new - old
+    rest = old + change - new
+    if abs(rest) > 0.01:  # past the master gain's range: every track's gain moves alike
+        gi = TRACK_INDEX["gain_db"]
+        g, gspec = settings.track_params[:, gi], TRACK_PARAMS[gi]
+        shift = min(max(rest, float((gspec.min - g).max())), float((gspec.max - g).min()))
+        g += shift
+        rest -= shift
+        if abs(rest) > 0.05:
+            notify(f"mix level {rest:+.1f} dB off its target: the master and track gains are at their range ends")
+    return change - rest
 
 
 def equal_loudness_mix(tracks, target_lufs: float = TARGET_LUFS, peak_dbfs: float = PEAK_DBFS,
@@ -414,6 +444,38 @@ def _start(settings, levels_db: np.ndarray, target_lufs: float):
     return s
 
 
+class StereoTie:
+    """Tracks <-> the rows the optimiser moves: with ``link``, a stereo file's ``name.L``
+    and ``name.R`` (see :func:`source_groups`) share one row of strip settings, the R
+    track's pan mirrored about the centre (``1 - pan``); otherwise one row per track.
+
+    ``first``: for each row, the track it starts from (tracks, in order of their rows)."""
+
+    def __init__(self, names: Sequence[str], link: bool = True):
+        import torch
+
+        from .console.params import TRACK_INDEX
+
+        groups = source_groups(names) if link else [[i] for i in range(len(names))]
+        owner = [0] * len(names)
+        for g, idx in enumerate(groups):
+            for i in idx:
+                owner[i] = g
+        self.first = torch.tensor([idx[0] for idx in groups])
+        self.owner = torch.tensor(owner)
+        self.mirror = torch.tensor([len(groups[owner[i]]) == 2 and n.endswith(".R") for i, n in enumerate(names)])
+        self.pan = TRACK_INDEX["pan"]
+
+    def expand(self, rows):
+        """``(rows, params)`` normalised -> ``(tracks, params)``."""
+        import torch
+
+        u = rows[self.owner.to(rows.device)]
+        mirror = self.mirror.to(rows.device)
+        pan = torch.where(mirror, 1 - u[:, self.pan], u[:, self.pan])
+        return torch.cat([u[:, : self.pan], pan[:, None], u[:, self.pan + 1:]], 1)
+
+
 def torch_tensor(a):
     import torch
 
@@ -464,9 +526,7 @@ class OptimizeResult:
 
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
-        paths = {"mix": out / "mix.wav", "settings": out / "settings.json", "report": out / "report.json"}
-        if plot:
-            paths["plot"] = out / "report.png"
+        paths = {key: out / name for key, name in OUTPUT_FILES.items() if plot or key != "plot"}
         for p in paths.values():
             check_output(p, overwrite)
         write_audio(paths["mix"], self.mix, self.sample_rate, bit_depth, overwrite, notify=notify)
@@ -477,6 +537,9 @@ class OptimizeResult:
             from .report import plot_optimize_report
 
             plot_optimize_report(report, paths["plot"])
+        for key, name in OUTPUT_FILES.items():  # the folder describes this run only
+            if key not in paths and overwrite:
+                (out / name).unlink(missing_ok=True)
         return paths
 
 
@@ -527,6 +590,7 @@ def optimize(
     peak_dbtp: float = Options.peak_dbtp,
     seed: int = Options.seed,
     device: str = Options.device,
+    link_stereo: bool = Options.link_stereo,
     sample_rate: int | None = None,
     reference_sr: int | None = None,
     track_names: Sequence[str] | None = None,
@@ -555,6 +619,9 @@ def optimize(
             the reference's peak-to-loudness ratio).
         seed: window placement jitter and torch's seed.
         device: torch device for the optimisation ("cpu", "cuda", ...).
+        link_stereo: a stereo file's two tracks (``name.L``, ``name.R``) share one gain,
+            EQ and compressor setting and their pans mirror about the centre, so the
+            file's stereo image is kept; ``False`` optimises them as unrelated tracks.
         notify: called with notices for the user. progress: ``progress(step, steps, loss)``.
         render: render the whole song (else ``mix`` is empty and only settings are made).
         console_fn: the differentiable console used for the optimisation, called as
@@ -584,11 +651,8 @@ def optimize(
 
     opts = Options(steps=steps, lr=lr, analysis_sr=analysis_sr, windows=windows, window_s=window_s,
                    prior=prior, weights=weights, loudness=loudness, peak_dbtp=peak_dbtp,
-                   seed=seed, device=device)
-    if steps < 0:
-        raise DiffmstError(f"steps must be >= 0, got {steps}")
-    if windows < 1 or window_s <= 0:
-        raise DiffmstError("windows must be >= 1 and window_s > 0")
+                   seed=seed, device=device, link_stereo=link_stereo)
+    _check_options(opts)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     torch.manual_seed(seed)
@@ -666,7 +730,9 @@ def optimize(
 
     # start: equal loudness (thresholds at each input's level, ratio 1: same sound)
     start = _start(baseline, levels, PAPER_LUFS)
-    u0_t = normalize(start.track_params.double(), TRACK_PARAMS).clamp(0, 1).float().to(dev)
+    # optimised: one row of strip settings per source (a stereo file's pair shares one)
+    tie = StereoTie(song.names, link_stereo)
+    u0_t = normalize(start.track_params.double(), TRACK_PARAMS).clamp(0, 1).float().to(dev)[tie.first]
     u0_m = normalize(start.master_params.double(), MASTER_PARAMS).clamp(0, 1).float().to(dev)
     lo_t, hi_t = _bounds(u0_t, TRACK_PARAMS, analysis_sr)
     lo_m, hi_m = _bounds(u0_m, MASTER_PARAMS, analysis_sr)
@@ -676,7 +742,7 @@ def optimize(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=lr / 10)
 
     def real(ut, um):
-        return denormalize(ut[None], TRACK_PARAMS), denormalize(um[None], MASTER_PARAMS)
+        return denormalize(tie.expand(ut)[None], TRACK_PARAMS), denormalize(um[None], MASTER_PARAMS)
 
     # the tracks are the same every step: the EQ keeps their rfft (about 6 % of a step)
     with reuse_input_spectra():
@@ -816,15 +882,42 @@ def _clip_to_table(settings) -> None:
 # ----------------------------------------------------------------------------- command line
 
 
-def _check_outdir(out: Path, names: Sequence[str], overwrite: bool) -> None:
+def _check_outdir(out: Path, overwrite: bool) -> None:
+    """The output folder: every file a run may write there is checked (a stale report.png
+    beside a new report.json would describe another run)."""
     if out.exists() and not out.is_dir():
         raise DiffmstError(f"{out}: exists and is not a folder")
-    if not out.parent.exists():
+    if not out.parent.is_dir():
         raise DiffmstError(f"{out.parent}: output folder does not exist")
-    if not overwrite:
-        for n in names:
-            if (out / n).exists():
-                raise DiffmstError(f"{out / n}: already exists (use --overwrite to replace it)")
+    for name in OUTPUT_FILES.values():
+        path = out / name
+        if path.is_dir():
+            raise DiffmstError(f"{path}: is a folder; cannot write {name} there")
+        if path.exists() and not overwrite:
+            raise DiffmstError(f"{path}: already exists (use --overwrite to replace it)")
+
+
+def split_reference(inputs: Sequence[str], reference: str | None) -> tuple[list[str], str]:
+    """``(tracks, reference)`` from the command line: the reference is ``reference`` when
+    given, else the last of ``inputs``. Without ``reference``, refuses a reference that sits
+    among the tracks (``optimize stems/*.flac -o out`` would take the last stem for it)."""
+    if reference is not None:
+        if not inputs:
+            raise DiffmstError("no tracks given")
+        return list(inputs), reference
+    if len(inputs) < 2:
+        raise DiffmstError("give the tracks and then the reference (or the reference with --reference)")
+    tracks, ref = list(inputs[:-1]), inputs[-1]
+    ref_path = Path(ref).resolve()
+    if not ref_path.is_file():
+        return tracks, ref  # a folder or a missing file: the reference's own checks say so
+    for t in tracks:
+        tp = Path(t).resolve()
+        among = ref_path == tp or (tp.is_dir() and ref_path.parent == tp) or (tp.is_file() and ref_path.parent == tp.parent)
+        if among:
+            raise DiffmstError(f"{ref}: the reference sits among the tracks ({t}); did you forget it? "
+                               "Give the reference with --reference/-r REF to use this file anyway")
+    return tracks, ref
 
 
 def _check_device(device: str) -> None:
@@ -844,19 +937,20 @@ def run_optimize(args, notice: Notify) -> None:
     """``diffmst optimize``: see :func:`diffmst.cli._add_optimize`."""
     import torch
 
+    from .audio import output_format
+
     out = Path(args.output)
-    names = ["mix.wav", "settings.json", "report.json"] + ([] if args.no_plot else ["report.png"])
-    _check_outdir(out, names, args.overwrite)
+    tracks, reference = split_reference(args.inputs, args.reference)
+    _check_outdir(out, args.overwrite)
+    output_format(out / OUTPUT_FILES["mix"], args.bit_depth)
     _check_device(args.device)
-    if args.steps < 0:
-        raise DiffmstError(f"--steps must be >= 0, got {args.steps}")
     if args.threads:
         torch.set_num_threads(args.threads)
     kwargs = dict(steps=args.steps, lr=args.lr, analysis_sr=args.analysis_sr, windows=args.windows,
                   window_s=args.window, prior=args.prior, seed=args.seed, device=args.device,
-                  loudness=args.loudness, peak_dbtp=args.peak)
+                  loudness=args.loudness, peak_dbtp=args.peak, link_stereo=not args.unlink_stereo)
     if args.quiet:
-        result = optimize(args.tracks, args.reference, notify=notice, **kwargs)
+        result = optimize(tracks, reference, notify=notice, **kwargs)
     else:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -870,7 +964,7 @@ def run_optimize(args, notice: Notify) -> None:
             prog.update(task, completed=step, loss=f"{loss:.4f}")
 
         with prog:
-            result = optimize(args.tracks, args.reference, notify=notice, progress=update, **kwargs)
+            result = optimize(tracks, reference, notify=notice, progress=update, **kwargs)
     out.mkdir(exist_ok=True)
     paths = result.save(out, overwrite=args.overwrite, bit_depth=args.bit_depth, plot=not args.no_plot,
                         notify=notice)
@@ -887,9 +981,9 @@ def run_optimize(args, notice: Notify) -> None:
 
 def run_baseline(args, notice: Notify) -> None:
     """``diffmst baseline``: the equal-loudness mix of TRACKS."""
-    from .audio import check_output, load_tracks, write_audio
+    from .audio import check_audio_output, check_output, load_tracks, write_audio
 
-    check_output(args.output, args.overwrite)
+    check_audio_output(args.output, args.overwrite, args.bit_depth)
     if args.params:
         check_output(args.params, args.overwrite)
     tracks = load_tracks(args.tracks, notify=notice)

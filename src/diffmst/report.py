@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
+
+from .fileio import atomic_path
 
 NP_TO_DB = 20 / math.log(10)
 SCALARS = (("rms", "RMS", "dB"), ("crest", "crest factor", "dB"), ("width", "stereo width", ""),
@@ -88,22 +89,23 @@ def print_feature_table(features: Mapping[str, Mapping], title: str = "", extra:
 
 def _save(fig, path: str | os.PathLike) -> Path:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
-def _feature_axes(fig, gs, features: Mapping[str, Mapping], centres: Sequence[float] | None = None) -> None:
+def _colours(labels: Sequence[str], reference: str | None) -> list[str]:
+    """One colour per signal: black for the reference (in every plot), others in turn."""
+    others = iter(["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"])
+    return ["black" if lab == reference else next(others) for lab in labels]
+
+
+def _feature_axes(fig, gs, features: Mapping[str, Mapping], centres: Sequence[float] | None = None,
+                  reference: str | None = None) -> None:
     import numpy as np
 
     centres = centres or band_centres()
-    colours = ["black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    colours = _colours(list(features), reference)
     for col, (idx, name) in enumerate(((0, "mid"), (1, "side"))):
         ax = fig.add_subplot(gs[0, col])
         for c, (label, f) in zip(colours, features.items()):
@@ -130,16 +132,16 @@ def _feature_axes(fig, gs, features: Mapping[str, Mapping], centres: Sequence[fl
                    alpha=0.85)
         ax.set_xticks(range(len(ticks)))
         ax.set_xticklabels(ticks)
-        if col == 0:
-            ax.legend(fontsize=8)
+        ax.legend(fontsize=8)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_title("dynamics" if col == 0 else "stereo")
         ax.grid(True, axis="y", alpha=0.3)
 
 
 def plot_features(features: Mapping[str, Mapping], path: str | os.PathLike, title: str = "",
-                  centres: Sequence[float] | None = None) -> Path:
-    """Bark spectra (mid, side) overlaid, dynamics and stereo numbers side by side."""
+                  centres: Sequence[float] | None = None, reference: str | None = None) -> Path:
+    """Bark spectra (mid, side) overlaid, dynamics and stereo numbers side by side; the
+    signal labelled ``reference`` is drawn in black."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,7 +149,7 @@ def plot_features(features: Mapping[str, Mapping], path: str | os.PathLike, titl
 
     fig = plt.figure(figsize=(11, 7.5))
     gs = fig.add_gridspec(2, 2, height_ratios=[1.4, 1])
-    _feature_axes(fig, gs, features, centres)
+    _feature_axes(fig, gs, features, centres, reference)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -169,7 +171,7 @@ def plot_optimize_report(report: Mapping, path: str | os.PathLike) -> Path:
              "optimised": feats["optimized"]}
     fig = plt.figure(figsize=(12, 10))
     gs = fig.add_gridspec(3, 2, height_ratios=[1.3, 1, 1])
-    _feature_axes(fig, gs, named, paper_band_centres())
+    _feature_axes(fig, gs, named, paper_band_centres(), reference="reference")
     ax = fig.add_subplot(gs[2, :])
     hist = report.get("history") or []
     if hist:
@@ -214,7 +216,7 @@ def run_analyze(args, notice) -> None:
     if args.metric == "paper":
         return _analyze_paper(files, args, notice)
     feats: dict[str, dict] = {}
-    extra: list[list[str]] = [["loudness (LUFS)"], ["peak (dBFS)"]]
+    extra: list[list[str]] = [["file's own loudness (LUFS)"], ["file's own peak (dBFS)"]]
     prepared = []
     for f in files:
         audio, sr = read_audio(f)
@@ -248,14 +250,40 @@ def run_analyze(args, notice) -> None:
         total, terms = af({k: torch.tensor([v]) for k, v in a.items()}, {k: torch.tensor([v]) for k, v in b.items()})
         af_values = {**{k: float(v) for k, v in terms.items()}, "total": float(total)}
         af_rows = [[f"AF loss {k}", "", f"{v:.4f}"] for k, v in af_values.items()]
+    measured = "as they are" if args.no_normalize else f"at {args.lufs:g} LUFS"
     if args.json:  # full precision: the table rounds, JSON readers should not have to
-        print(json.dumps({"features": feats, "af_loss": af_values}, indent=1))
+        print(json.dumps({"metric": "robust", "measured": measured, "units": JSON_UNITS,
+                          "features": _json_features(feats), "af_loss": af_values}, indent=1))
     else:
-        title = "style features" + ("" if args.no_normalize else f" (at {args.lufs:g} LUFS)")
-        print_feature_table(feats, title, extra + af_rows)
+        print_feature_table(feats, f"robust style features (frame-wise, 20 Hz high-pass, measured {measured})",
+                            extra + af_rows)
     if args.plot:
-        plot_features(feats, args.plot, title=" vs ".join(feats))
+        plot_features(feats, args.plot, title=_plot_title(feats, "robust features"), reference=_reference_label(feats))
         print(args.plot)
+
+
+# The units of `analyze --json`: the same as the table's (the features themselves keep Bark
+# levels in nepers, the log magnitude the losses use).
+JSON_UNITS = {"rms": "dB", "crest": "dB", "width": "ratio", "imbalance": "ratio", "bark": "dB"}
+
+
+def _json_features(feats: Mapping[str, Mapping]) -> dict:
+    """Feature dicts with Bark levels converted from nepers to dB, as the table shows them."""
+    return {label: {**f, "bark": [[round(v * NP_TO_DB, 4) for v in part] for part in f["bark"]]}
+            for label, f in feats.items()}
+
+
+def _reference_label(feats: Mapping) -> str | None:
+    """With two files, the second is the reference."""
+    labels = list(feats)
+    return labels[1] if len(labels) == 2 else None
+
+
+def _plot_title(feats: Mapping, what: str) -> str:
+    labels = list(feats)
+    if len(labels) == 2:
+        return f"{what}: {labels[0]} vs the reference {labels[1]} (black)"
+    return f"{what}: {labels[0]}"
 
 
 def _analyze_paper(files: Sequence[str], args, notice) -> None:
@@ -281,7 +309,7 @@ def _analyze_paper(files: Sequence[str], args, notice) -> None:
             raise DiffmstError(f"{f}: is silent (below -70 LUFS); no features to measure")
         audios.append((f, audio, sr))
     rate = audios[-1][2]
-    feats, raw, extra = {}, [], [["loudness (LUFS)"], ["true peak (dBTP)"]]
+    feats, raw, extra = {}, [], [["file's own loudness (LUFS)"], ["file's own true peak (dBTP)"]]
     for f, audio, sr in audios:
         label = Path(f).name if Path(f).name not in feats else str(f)
         fe = song_features(audio, sr, rate)
@@ -294,12 +322,13 @@ def _analyze_paper(files: Sequence[str], args, notice) -> None:
         total, terms = paper_distance(raw[0], raw[1])
         af_values = {**{k: float(v) for k, v in terms.items()}, "total": float(total)}
     if args.json:
-        print(json.dumps({"metric": "paper", "units": {"rms": "dB", "crest": "dB", "bark": "Np (ln magnitude)"},
-                          "features": feats, "af": af_values}, indent=1))
+        print(json.dumps({"metric": "paper", "measured": f"at {PAPER_LUFS:g} LUFS, {rate} Hz", "units": JSON_UNITS,
+                          "features": _json_features(feats), "af_loss": af_values}, indent=1))
     else:
-        print_feature_table(feats, f"the paper's features (whole song, DC removed, at {PAPER_LUFS:g} LUFS, {rate} Hz)",
-                            extra + [[f"AF {k}", "", f"{v:.4f}"] for k, v in af_values.items()],
+        print_feature_table(feats, f"the paper's features (whole song, DC removed, measured at {PAPER_LUFS:g} LUFS, "
+                            f"{rate} Hz)", extra + [[f"AF loss {k}", "", f"{v:.4f}"] for k, v in af_values.items()],
                             centres=paper_band_centres())
     if args.plot:
-        plot_features(feats, args.plot, title=" vs ".join(feats), centres=paper_band_centres())
+        plot_features(feats, args.plot, title=_plot_title(feats, "the paper's features"),
+                      centres=paper_band_centres(), reference=_reference_label(feats))
         print(args.plot)

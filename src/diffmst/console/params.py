@@ -219,6 +219,16 @@ def values_to_dict(values: Iterable[float], specs: Sequence[ParamSpec]) -> dict[
     return _nest({p.name: round(float(v), 6) for p, v in zip(specs, values)})
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json object hook: a repeated key (two tracks of one name) is an error, not the last one wins."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"'{key}' appears twice in one object (track names must be unique)")
+        out[key] = value
+    return out
+
+
 @dataclass
 class Settings:
     """Console settings for one song: per-track strips by name, plus the master bus.
@@ -288,17 +298,24 @@ class Settings:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Settings":
-        path = Path(path)
+        from ..audio import check_input_file
+
         try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise SettingsError(f"{path}: file not found") from None
+            path = check_input_file(path, "settings file (JSON)")
+        except DiffmstError as e:
+            raise SettingsError(str(e)) from None
+        try:
+            text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise SettingsError(f"{path}: cannot read ({e.strerror})") from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"{path}: not a settings file (binary, not JSON text; an audio file?)") from None
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
             raise SettingsError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        except ValueError as e:  # a repeated key
+            raise SettingsError(f"{path}: {e}") from None
         return cls.from_dict(data, where=str(path))
 
     def for_tracks(self, names: Sequence[str], where: str = "settings") -> torch.Tensor:

@@ -51,6 +51,13 @@ def run_generate(args) -> None:
 def run_stats(args) -> None:
     from .stats import corpus_stats, format_stats, plot_stats
 
+    plot = None
+    if args.plot != "none":
+        plot = Path(args.plot) if args.plot else Path(args.corpus) / "stats.png"
+        if args.plot or Path(args.corpus).is_dir():  # else corpus_stats says the corpus is missing
+            from ..audio import check_output
+
+            check_output(plot, getattr(args, "overwrite", False))  # before the (long) analysis
     stats = corpus_stats(args.corpus, max_songs=args.max_songs, jobs=args.jobs or default_jobs())
     if args.json:
         import json
@@ -58,7 +65,6 @@ def run_stats(args) -> None:
         print(json.dumps(stats["summary"], indent=1))
     else:
         print(format_stats(stats))
-    if args.plot != "none":
-        plot = Path(args.plot) if args.plot else Path(args.corpus) / "stats.png"
+    if plot is not None:
         plot_stats(stats, plot, title=args.title)
         print(f"plot: {plot}", file=sys.stderr if args.json else sys.stdout)

@@ -12,9 +12,7 @@ Song ``i`` depends only on ``(seed, i)`` and the tools installed, never on ``job
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DiffmstError
+from ..fileio import atomic_write_text
 from . import fluid
 from .character import apply_character
 from .layout import DEFAULT_OUT, FORMAT, META, RENDERERS, SOURCES, VERSION
@@ -264,15 +263,7 @@ def _render_song(cfg: Config, index: int, renderer: str, sources: list[str]) -> 
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
 
 
 def make_song(cfg: Config, index: int, renderer: str, sources: list[str]) -> dict:

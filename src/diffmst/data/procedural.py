@@ -276,7 +276,9 @@ def procedural_score(rng: np.random.Generator, seconds: float, max_stems: int = 
     body = all_secs - {"intro", "outro"}
 
     def some(p_keep: float) -> set[str]:
-        keep = {s for s in all_secs if rng.random() < p_keep} | {"chorus", "a"}
+        # one draw per section in a fixed order: iterating the set itself would follow string
+        # hashing, which PYTHONHASHSEED varies between processes (same --seed, other songs)
+        keep = {s for s in sorted(all_secs) if rng.random() < p_keep} | {"chorus", "a"}
         return keep & all_secs or set(body or all_secs)
 
     n_stems = int(rng.integers(4, max(5, max_stems + 1)))

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..audio import AUDIO_EXTENSIONS, read_audio
 from ..errors import DiffmstError
+from ..fileio import atomic_path
 
 MAX_ANALYSIS_S = 120.0  # features of at most this much of each stem (the middle)
 SUM_ANALYSIS_S = 30.0   # style features of the middle 30 s of the sum of stems
@@ -203,9 +204,6 @@ def format_stats(stats: dict) -> str:
 
 def plot_stats(stats: dict, path: str | Path, title: str = "") -> Path:
     """A 3x3 figure of the corpus's distributions, written atomically as PNG."""
-    import os
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -268,15 +266,9 @@ def plot_stats(stats: dict, path: str | Path, title: str = "") -> Path:
     path = Path(path)
     if not path.parent.exists():
         raise DiffmstError(f"{path.parent}: output folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=70)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path, suffix=".png") as tmp:  # mode from the umask, like any new file
+            fig.savefig(tmp, dpi=70)
     finally:
         plt.close(fig)
     return path
