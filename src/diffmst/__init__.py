@@ -2,6 +2,12 @@
 
 __version__ = "0.1.0"
 
+# Before torch/numba load: OpenMP threads wait passively (they spin by default, which on a
+# busy machine made `diffmst optimize` 10-15x slower; see threads.py). User settings win.
+from . import threads as _threads
+
+_threads.configure()
+
 from .optimize import equal_loudness_mix, optimize  # noqa: E402  (light: torch loads on first call)
 
 __all__ = ["__version__", "equal_loudness_mix", "optimize"]

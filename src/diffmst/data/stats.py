@@ -27,6 +27,8 @@ SUM_ANALYSIS_S = 30.0   # style features of the middle 30 s of the sum of stems
 
 def song_folders(corpus: str | Path) -> list[Path]:
     root = Path(corpus)
+    if root.exists() and not root.is_dir():
+        raise DiffmstError(f"{root}: is a file; expected a corpus folder")
     if not root.is_dir():
         raise DiffmstError(f"{root}: no such folder")
     songs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
