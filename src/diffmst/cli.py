@@ -344,7 +344,7 @@ def _add_optimize(sub) -> None:
                    help=f"the mix's true peak never passes this (default: {o.peak_dbtp:g} dBTP)")
     p.add_argument("--unlink-stereo", action="store_true",
                    help="optimise a stereo file's L and R as unrelated tracks (default: they share one gain, EQ "
-                        "and compressor setting, pans mirrored, so the file's stereo image is kept)")
+                        "and compressor setting, so the file's balance is kept, each with its own pan)")
     p.add_argument("--threads", type=_int_in(0, 1024), default=0, help="torch threads (default: 0, torch's choice)")
     _bit_depth_arg(p)
     p.add_argument("--no-plot", action="store_true", help="do not write report.png")
