@@ -27,13 +27,13 @@ from _songs import SR, reference, song
 
 import diffmst.console.dynamics as dynamics
 import diffmst.features as features
-from diffmst.optimize import optimize
+from diffmst import optimize
 
-optimize_mod = importlib.import_module("diffmst.optimize")  # the package's `optimize` is the function
+optimize_mod = importlib.import_module("diffmst.pipeline.refine")  # where the refinement looks up `bounds`
 
 FLOOR_SUMMARIZE = features.summarize
 TIED_COMPRESSOR = dynamics.compressor
-BOUNDS = optimize_mod._bounds
+BOUNDS = optimize_mod.bounds
 OLD_GATE_DB = -30.0  # the hard gate's level, dB below the power mean
 
 
@@ -86,11 +86,11 @@ def main() -> None:
         for comp in ("attack/release", "release = attack", "frozen"):
             features.summarize = summarize
             dynamics.compressor = tied_compressor if comp == "release = attack" else TIED_COMPRESSOR
-            optimize_mod._bounds = frozen_bounds if comp == "frozen" else BOUNDS
+            optimize_mod.bounds = frozen_bounds if comp == "frozen" else BOUNDS
             try:
                 r = optimize(audio, ref, **common)
             finally:
-                features.summarize, dynamics.compressor, optimize_mod._bounds = FLOOR_SUMMARIZE, TIED_COMPRESSOR, BOUNDS
+                features.summarize, dynamics.compressor, optimize_mod.bounds = FLOOR_SUMMARIZE, TIED_COMPRESSOR, BOUNDS
             af = [h["af"] for h in r.history]
             last = r.history[-1]
             terms = ", ".join(f"{last[k]:.4f}" for k in ("rms", "crest", "width", "imbalance", "bark"))

@@ -26,7 +26,8 @@ from _songs import SR, reference, song
 
 from diffmst.losses import AFLoss
 from diffmst.loudness import normalize_np
-from diffmst.optimize import Options, equal_loudness_mix, optimize
+from diffmst import equal_loudness_mix, optimize
+from diffmst.pipeline.options import Options
 
 FEATS = ("rms", "crest", "width", "imbalance", "bark")
 ASR = 24000

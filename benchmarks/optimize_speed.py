@@ -33,7 +33,8 @@ from _songs import SR, reference, song
 from console_speed import dasp_console
 
 from diffmst.console.params import EQ_BANDS, MASTER_INDEX, TRACK_INDEX
-from diffmst.optimize import Options, optimize
+from diffmst import optimize
+from diffmst.pipeline.options import Options
 
 
 def _clamp_freqs(p: torch.Tensor, index: dict, sr: float) -> torch.Tensor:

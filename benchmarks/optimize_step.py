@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
 import statistics
@@ -57,13 +56,17 @@ def measure(variant: str, steps: int, seconds: float) -> list[float]:
     from diffmst.losses import AFLoss
     from diffmst.loudness import loudness_normalize
 
-    opt = importlib.import_module("diffmst.optimize")
+    from diffmst.pipeline.baseline import equal_loudness
+    from diffmst.pipeline.options import Options
+    from diffmst.pipeline.refine import start_settings
+    from diffmst.pipeline.song import analysis_windows, as_tracks
+
     names, audio = song(0, seconds)
-    tracks = opt.as_tracks(audio, SR, names)
-    opts = opt.Options(analysis_sr=24000)  # the robust loss's rate (optimize now runs the paper's at 44.1 kHz)
-    x, pre, _ = opt._analysis_windows(tracks, opts, lambda _m: None)
-    base, levels = opt._equal_loudness(tracks, -16.0, -1.0, lambda _m: None)
-    start = opt._start(base, levels, -16.0)
+    tracks = as_tracks(audio, SR, names)
+    opts = Options(analysis_sr=24000)  # the robust loss's rate (optimize now runs the paper's at 44.1 kHz)
+    x, pre, _ = analysis_windows(tracks, opts, lambda _m: None)
+    base, levels = equal_loudness(tracks, -16.0, -1.0, lambda _m: None)
+    start = start_settings(base, levels, -16.0)
     sr = opts.analysis_sr
     import soxr
 

@@ -242,7 +242,7 @@ def run_dasp(song: Path, ref: np.ndarray, ref_sr: int, steps: int, lr: float) ->
         song_features,
     )
     from diffmst.loudness import loudness_normalize, loudness_np
-    from diffmst.optimize import equal_loudness_settings
+    from diffmst.pipeline.baseline import equal_loudness_settings
 
     tracks = load_tracks([song])
     sr = tracks.sample_rate

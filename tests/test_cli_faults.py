@@ -271,7 +271,7 @@ def test_one_file_given_twice_is_refused(song, tmp_path, capsys):
 
 
 def test_a_stereo_file_keeps_one_setting_for_both_sides():
-    from diffmst.optimize import optimize
+    from diffmst import optimize
 
     rng = np.random.default_rng(0)
     n = 3 * SR
@@ -290,7 +290,7 @@ def test_a_stereo_file_keeps_one_setting_for_both_sides():
 
 
 def test_linked_stereo_sides_share_all_but_their_pans():
-    from diffmst.optimize import StereoTie
+    from diffmst.pipeline.refine import StereoTie
 
     rows = torch.rand(3, len(TRACK_INDEX))
     pan = TRACK_INDEX["pan"]

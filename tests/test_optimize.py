@@ -12,7 +12,9 @@ from diffmst.console.params import MASTER_INDEX, TRACK_INDEX
 from diffmst.console.strip import pan_gains
 from diffmst.errors import DiffmstError
 from diffmst.examples import example_song
-from diffmst.optimize import equal_loudness_mix, equal_loudness_settings, optimize, window_starts
+from diffmst import optimize
+from diffmst.pipeline.baseline import equal_loudness_mix, equal_loudness_settings
+from diffmst.pipeline.song import window_starts
 
 SR = 44100
 FAST = dict(analysis_sr=16000, windows=2, window_s=1.5, steps=30)
@@ -104,7 +106,7 @@ def test_peak_limit_sets_level_and_notices_only_a_real_shortfall(short_db, notic
     the peak sits on the limit, and the user hears about it only when the level ends up
     noticeably (>= 0.05 LU) below the target."""
     from diffmst.loudness import loudness_np
-    from diffmst.optimize import _set_master_level
+    from diffmst.pipeline.baseline import set_master_level as _set_master_level
 
     sr = 24000
     t = np.arange(3 * sr) / sr
@@ -298,7 +300,7 @@ def test_recovers_random_settings_more_songs(seed):
 def test_level_shift_keeps_the_mix_and_never_clamps_a_setting():
     """Making room for the master gain moves every track gain and compressor threshold by
     one amount, only as far as none leaves its range: the mix is the same, only louder."""
-    from diffmst.optimize import _shift_level
+    from diffmst.pipeline.finish import shift_level as _shift_level
 
     names, audio = song(8, seconds=3.0)
     tp, mp = random_settings(len(names), 3)

@@ -159,7 +159,7 @@ def plot_features(features: Mapping[str, Mapping], path: str | os.PathLike, titl
 
 
 def plot_optimize_report(report: Mapping, path: str | os.PathLike) -> Path:
-    """Plot an optimisation report (:meth:`diffmst.optimize.OptimizeResult.report`):
+    """Plot an optimisation report (:meth:`diffmst.pipeline.result.MixResult.report`):
     features of reference, equal-loudness mix and result, and the loss per step."""
     import matplotlib
 
@@ -196,139 +196,25 @@ def plot_optimize_report(report: Mapping, path: str | os.PathLike) -> Path:
     return out
 
 
-def run_analyze(args, notice) -> None:
-    """``diffmst analyze FILE [REFERENCE]``: style features as a table, optionally a plot."""
-    import json
-
-    import numpy as np
-    import soxr
-    import torch
-
-    from .audio import check_output, read_audio
-    from .errors import DiffmstError
-    from .features import style_features, to_python
-    from .loudness import loudness_np, normalize_np
-    from .losses import AFLoss
-
-    if args.plot:
-        check_output(args.plot, args.overwrite)
-    files = [args.file] + ([args.reference] if args.reference else [])
-    if args.metric == "paper":
-        return _analyze_paper(files, args, notice)
-    feats: dict[str, dict] = {}
-    extra: list[list[str]] = [["file's own loudness (LUFS)"], ["file's own peak (dBFS)"]]
-    prepared = []
-    for f in files:
-        audio, sr = read_audio(f)
-        if audio.shape[0] == 1:
-            notice(f"{f}: mono; analysed as dual mono")
-            audio = np.concatenate([audio, audio])
-        lufs = loudness_np(audio, sr)
-        if not np.isfinite(lufs):
-            raise DiffmstError(f"{f}: is silent (below -70 LUFS); no features to measure")
-        peak = float(np.abs(audio).max())
-        extra[0].append(f"{lufs:.1f}")
-        extra[1].append(f"{20 * np.log10(peak):.1f}")
-        if not args.no_normalize:
-            audio, _ = normalize_np(audio, sr, args.lufs)
-        rate = args.analysis_sr or sr
-        if rate != sr:
-            audio = soxr.resample(audio.T, sr, rate, quality="HQ").T
-        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
-        prepared.append((x, rate))
-        label = Path(f).name if Path(f).name not in feats else str(f)
-        with torch.no_grad():
-            feats[label] = to_python(style_features(x, rate))
-    rates = {r for _, r in prepared}
-    if len(rates) > 1:
-        notice(f"files analysed at their own rates ({', '.join(map(str, sorted(rates)))} Hz); "
-               "use --analysis-sr to compare at one rate")
-    af_rows, af_values = [], {}
-    if len(prepared) == 2 and len(rates) == 1:
-        af = AFLoss(rates.pop())
-        a, b = list(feats.values())
-        total, terms = af({k: torch.tensor([v]) for k, v in a.items()}, {k: torch.tensor([v]) for k, v in b.items()})
-        af_values = {**{k: float(v) for k, v in terms.items()}, "total": float(total)}
-        af_rows = [[f"AF loss {k}", "", f"{v:.4f}"] for k, v in af_values.items()]
-    measured = "as they are" if args.no_normalize else f"at {args.lufs:g} LUFS"
-    if args.json:  # full precision: the table rounds, JSON readers should not have to
-        print(json.dumps({"metric": "robust", "measured": measured, "units": JSON_UNITS,
-                          "features": _json_features(feats), "af_loss": af_values}, indent=1))
-    else:
-        print_feature_table(feats, f"robust style features (frame-wise, 20 Hz high-pass, measured {measured})",
-                            extra + af_rows)
-    if args.plot:
-        plot_features(feats, args.plot, title=_plot_title(feats, "robust features"), reference=_reference_label(feats))
-        print(args.plot)
-
-
 # The units of `analyze --json`: the same as the table's (the features themselves keep Bark
 # levels in nepers, the log magnitude the losses use).
 JSON_UNITS = {"rms": "dB", "crest": "dB", "width": "ratio", "imbalance": "ratio", "bark": "dB"}
 
 
-def _json_features(feats: Mapping[str, Mapping]) -> dict:
+def json_features(feats: Mapping[str, Mapping]) -> dict:
     """Feature dicts with Bark levels converted from nepers to dB, as the table shows them."""
     return {label: {**f, "bark": [[round(v * NP_TO_DB, 4) for v in part] for part in f["bark"]]}
             for label, f in feats.items()}
 
 
-def _reference_label(feats: Mapping) -> str | None:
+def reference_label(feats: Mapping) -> str | None:
     """With two files, the second is the reference."""
     labels = list(feats)
     return labels[1] if len(labels) == 2 else None
 
 
-def _plot_title(feats: Mapping, what: str) -> str:
+def plot_title(feats: Mapping, what: str) -> str:
     labels = list(feats)
     if len(labels) == 2:
         return f"{what}: {labels[0]} vs the reference {labels[1]} (black)"
     return f"{what}: {labels[0]}"
-
-
-def _analyze_paper(files: Sequence[str], args, notice) -> None:
-    """``analyze --metric paper``: the paper's measure on the whole files (DC removed, at
-    -16 LUFS, at the last file's rate: a mix is resampled to its reference's)."""
-    import json
-
-    import numpy as np
-
-    from .audio import read_audio
-    from .console.limiter import true_peak_db
-    from .errors import DiffmstError
-    from .evaluate.metrics import PAPER_LUFS, paper_distance, song_features
-    from .features import to_python
-    from .loudness import loudness_np
-
-    audios = []
-    for f in files:
-        audio, sr = read_audio(f)
-        if audio.shape[0] == 1:
-            notice(f"{f}: mono; analysed as dual mono")
-        if not np.isfinite(loudness_np(audio, sr)):
-            raise DiffmstError(f"{f}: is silent (below -70 LUFS); no features to measure")
-        audios.append((f, audio, sr))
-    rate = audios[-1][2]
-    feats, raw, extra = {}, [], [["file's own loudness (LUFS)"], ["file's own true peak (dBTP)"]]
-    for f, audio, sr in audios:
-        label = Path(f).name if Path(f).name not in feats else str(f)
-        fe = song_features(audio, sr, rate)
-        raw.append(fe)
-        feats[label] = to_python(fe)
-        extra[0].append(f"{loudness_np(audio, sr):.1f}")
-        extra[1].append(f"{true_peak_db(audio):.1f}")
-    af_values: dict[str, float] = {}
-    if len(raw) == 2:
-        total, terms = paper_distance(raw[0], raw[1])
-        af_values = {**{k: float(v) for k, v in terms.items()}, "total": float(total)}
-    if args.json:
-        print(json.dumps({"metric": "paper", "measured": f"at {PAPER_LUFS:g} LUFS, {rate} Hz", "units": JSON_UNITS,
-                          "features": _json_features(feats), "af_loss": af_values}, indent=1))
-    else:
-        print_feature_table(feats, f"the paper's features (whole song, DC removed, measured at {PAPER_LUFS:g} LUFS, "
-                            f"{rate} Hz)", extra + [[f"AF loss {k}", "", f"{v:.4f}"] for k, v in af_values.items()],
-                            centres=paper_band_centres())
-    if args.plot:
-        plot_features(feats, args.plot, title=_plot_title(feats, "the paper's features"),
-                      centres=paper_band_centres(), reference=_reference_label(feats))
-        print(args.plot)

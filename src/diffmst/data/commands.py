@@ -1,4 +1,4 @@
-"""``diffmst data generate`` and ``diffmst data stats`` (argument parsing lives in cli.py)."""
+"""``diffmst data generate`` and ``diffmst data stats`` (argument parsing lives in diffmst.cli.data)."""
 
 from __future__ import annotations
 

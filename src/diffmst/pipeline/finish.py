@@ -19,6 +19,7 @@ from ..console.limiter import true_peak_db
 from ..console.master import limit_master
 from ..console.params import MASTER_INDEX, MASTER_PARAMS
 from ..loudness import loudness_np
+from .song import Notify, quiet
 
 TOLERANCE_LU = 0.05
 MAX_ITER = 8
@@ -85,3 +86,67 @@ def finish(premix: np.ndarray, master_params: torch.Tensor, sample_rate: int, ta
         y, loud = attempt(change)
     master_params[gi] = float(base + change)
     return y.astype(np.float32), Finished(loud, true_peak_db(y), change, abs(target_lufs - loud) <= 0.5)
+
+
+def finish_song(song, settings, target_lufs: float, ceiling_db: float, expected_loss_db: float = 0.0,
+                notify: Notify = quiet) -> tuple[np.ndarray, Finished]:
+    """Render ``song`` (a :class:`~diffmst.audio.Tracks`) with ``settings`` at its own rate
+    and :func:`finish` it; ``settings`` are updated in place (level moved into the tracks
+    where the master gain cannot reach, :func:`shift_level`; the master gain and limiter
+    ceiling), so they re-render the returned mix ``(2, samples)`` exactly."""
+    from ..console import render
+
+    audio = torch.from_numpy(song.audio)[None, :, None]
+
+    def premix() -> np.ndarray:
+        return render(audio, settings.track_params[None], settings.master_params[None], song.sample_rate,
+                      limit=False)[0].numpy()
+
+    pre = premix()
+    if shift_level(settings, target_lufs + expected_loss_db - loudness_np(pre, song.sample_rate)):
+        pre = premix()
+    mix, finished = finish(pre, settings.master_params, song.sample_rate, target_lufs, ceiling_db, expected_loss_db)
+    if not finished.reached:
+        notify(f"mix reaches {finished.lufs:.1f} LUFS, not the {target_lufs:.1f} asked: the master gain "
+               "is at its range end")
+    return mix, finished
+
+
+def shift_level(settings, change_db: float, spare_db: float = 3.0) -> bool:
+    """Make room for a master gain change of ``change_db`` (the loss is blind to the overall
+    level, so the optimiser may leave the mix far from the output loudness): what the master
+    gain's range (less ``spare_db`` for finishing's own steps) cannot take moves into every
+    track's gain, with every compressor's threshold moved alike so that it acts the same.
+    Only as far as no setting leaves its range (a clamped gain or threshold would change
+    the mix's balance); the rest is left to the master gain. Returns whether anything moved."""
+    from ..console.params import MASTER_INDEX, MASTER_PARAMS, TRACK_INDEX, TRACK_PARAMS
+
+    spec = MASTER_PARAMS[MASTER_INDEX["gain_db"]]
+    want = float(settings.master_params[MASTER_INDEX["gain_db"]]) + change_db
+    excess = want - min(max(want, spec.min + spare_db), spec.max - spare_db)
+    if abs(excess) < 0.01:
+        return False
+    tp, mp = settings.track_params, settings.master_params
+    gi, ti, mi = TRACK_INDEX["gain_db"], TRACK_INDEX["compressor.threshold_db"], MASTER_INDEX["compressor.threshold_db"]
+    cols = [(tp[:, gi], TRACK_PARAMS[gi]), (tp[:, ti], TRACK_PARAMS[ti]), (mp[mi:mi + 1], MASTER_PARAMS[mi])]
+    room_up = min(float((p.max - v).min()) for v, p in cols)
+    room_down = max(float((p.min - v).max()) for v, p in cols)
+    shift = min(max(excess, room_down), room_up)
+    if abs(shift) < 0.01:
+        return False
+    tp[:, gi] += shift
+    tp[:, ti] += shift
+    mp[mi] += shift
+    return True
+
+
+def clip_to_table(settings) -> None:
+    """Round-off can leave a value a hair outside its range: clip so the file validates."""
+    import torch
+
+    from ..console.params import MASTER_PARAMS, TRACK_PARAMS, table
+
+    for attr, specs in (("track_params", TRACK_PARAMS), ("master_params", MASTER_PARAMS)):
+        v = getattr(settings, attr)
+        lo, hi = table(specs, "min").to(v), table(specs, "max").to(v)
+        setattr(settings, attr, torch.maximum(torch.minimum(v, hi), lo))

@@ -1,0 +1,326 @@
+"""`diffmst optimize`, `analyze` and `baseline`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import DiffmstError
+from .common import (_audio_output_args, _bit_depth_arg, _float_above, _float_in, _int_in, _lufs_arg,
+                     _loudness_arg, _overwrite_arg, _quiet_arg, _tracks_arg, notice)
+from ..pipeline.options import ANALYSIS_SR, MIN_ANALYSIS_SR, PEAK_DBFS, TARGET_LUFS, Options
+from ..pipeline.result import OUTPUT_FILES
+from ..report import (JSON_UNITS, json_features, paper_band_centres, plot_features, plot_title,
+                      print_feature_table, reference_label)
+from ..pipeline.song import Notify, split_reference
+
+
+# ----------------------------------------------------------------------------- optimize / analyze / baseline
+
+
+def _add_optimize(sub) -> None:
+    o = Options()
+    p = sub.add_parser("optimize", help="mix tracks like a reference by optimising the console (no network)",
+                       description="Optimise the console settings for TRACKS so that the mix matches REFERENCE's "
+                                   "style (AF loss: RMS, crest, stereo width/imbalance, Bark spectra), by gradient "
+                                   "descent from equal-loudness settings on several windows of the song; then "
+                                   "render the whole song at the reference's loudness through a true-peak limiter "
+                                   "(never above -1 dBTP). Writes OUTDIR/mix.wav, settings.json (renders the same "
+                                   "mix with `diffmst render`), report.json and report.png.")
+    p.add_argument("inputs", nargs="+", metavar="TRACKS... REFERENCE",
+                   help="folder of audio files, or audio files; then the reference mix (one audio file), "
+                        "unless it is given with --reference")
+    p.add_argument("--reference", "-r", help="the reference mix; then every positional argument is a track "
+                   "(needed when the reference sits in the tracks' folder)")
+    p.add_argument("--output", "-o", required=True, help="output folder")
+    p.add_argument("--steps", type=_int_in(0, 100_000), default=o.steps, help=f"Adam steps (default: {o.steps})")
+    p.add_argument("--lr", type=_float_above(0.0, 10.0), default=o.lr,
+                   help=f"learning rate, normalised units (default: {o.lr:g})")
+    p.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0, help="window placement seed (default: 0)")
+    p.add_argument("--device", default="cpu", help="torch device for the optimisation (default: cpu)")
+    p.add_argument("--windows", type=_int_in(1, 64), default=o.windows,
+                   help=f"analysis windows across the song (default: {o.windows})")
+    p.add_argument("--window", type=_float_in(0.5, 60.0, "s"), default=o.window_s,
+                   help=f"window length in seconds (default: {o.window_s:g})")
+    p.add_argument("--analysis-sr", type=_int_in(MIN_ANALYSIS_SR, 192_000, "Hz"), default=o.analysis_sr,
+                   help=f"analysis sample rate, Hz (default: {o.analysis_sr}; the paper's Bark bands reach "
+                        "20 kHz, lower rates cannot match the top ones)")
+    p.add_argument("--prior", type=_float_in(0.0, 100.0), default=o.prior,
+                   help=f"weight of the pull towards the start (default: {o.prior:g})")
+    p.add_argument("--loudness", type=_loudness_arg, default=o.loudness, metavar="reference|LUFS",
+                   help="loudness of the mix: 'reference' (the reference's integrated loudness, reached through "
+                        "the master's true-peak limiter) or a number in LUFS, e.g. -16 (default: reference)")
+    p.add_argument("--peak", type=_float_in(-20.0, 0.0, "dBTP"), default=o.peak_dbtp,
+                   help=f"the mix's true peak never passes this (default: {o.peak_dbtp:g} dBTP)")
+    p.add_argument("--unlink-stereo", action="store_true",
+                   help="optimise a stereo file's L and R as unrelated tracks (default: they share one gain, EQ "
+                        "and compressor setting, so the file's balance is kept, each with its own pan)")
+    p.add_argument("--threads", type=_int_in(0, 1024), default=0, help="torch threads (default: 0, torch's choice)")
+    _bit_depth_arg(p)
+    p.add_argument("--no-plot", action="store_true", help="do not write report.png")
+    _overwrite_arg(p)
+    _quiet_arg(p)
+
+    def run(args) -> None:
+        _run_optimize(args, notice)
+
+    p.set_defaults(func=run)
+
+
+def _add_analyze(sub) -> None:
+    p = sub.add_parser("analyze", help="print (and plot) the style features of a song, or of a mix vs a reference",
+                       description="Style features of FILE (and REFERENCE): RMS and crest factor, stereo width "
+                                   "and imbalance, Bark spectra of mid and side, measured loudness-normalised. With "
+                                   "two files, also the AF loss between them (the same number `optimize` reports "
+                                   "for its mix and reference). In plots the reference is black.")
+    p.add_argument("file", help="audio file (a mix)")
+    p.add_argument("reference", nargs="?", help="second file to compare with (a reference)")
+    p.add_argument("--plot", help="write a PNG: Bark spectra mid/side overlaid, dynamics and stereo numbers")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--analysis-sr", type=_int_in(MIN_ANALYSIS_SR, 384_000, "Hz", also=(0,)), default=ANALYSIS_SR,
+                   help=f"resample to this rate first, as optimize does (0: each file's own rate; default: {ANALYSIS_SR})")
+    _lufs_arg(p, TARGET_LUFS, f"normalise to this loudness first (default: {TARGET_LUFS:g})")
+    p.add_argument("--no-normalize", action="store_true", help="measure the files as they are")
+    p.add_argument("--metric", choices=["paper", "robust"], default="paper",
+                   help="paper: the paper's AF measure on the whole songs at the reference's rate, the number "
+                        "`optimize` reports and results are judged by (--analysis-sr, --lufs and --no-normalize "
+                        "do not apply); robust: the frame-wise, high-passed features of the style losses, a "
+                        "different number (default: paper)")
+    _overwrite_arg(p)
+
+    def run(args) -> None:
+        _run_analyze(args, notice)
+
+    p.set_defaults(func=run)
+
+
+def _add_baseline(sub) -> None:
+    p = sub.add_parser("baseline", help="the equal-loudness mix (every track equally loud, centred, no processing)",
+                       description="Mix TRACKS with every source at the same loudness, mono tracks centred and "
+                                   "stereo files hard left/right, no EQ or compression, the mix at -16 LUFS (lower "
+                                   "if a peak would pass -1 dBFS): the floor every mixing method must beat.")
+    _tracks_arg(p)
+    _audio_output_args(p)
+    p.add_argument("--params", "-p", help="also write the settings JSON here")
+    _lufs_arg(p, TARGET_LUFS, f"mix loudness (default: {TARGET_LUFS:g})")
+    p.add_argument("--peak", type=_float_in(-20.0, 0.0, "dBTP"), default=PEAK_DBFS,
+                   help=f"true-peak ceiling (default: {PEAK_DBFS:g} dBTP)")
+    _overwrite_arg(p)
+    _quiet_arg(p)
+
+    def run(args) -> None:
+        _run_baseline(args, notice)
+
+    p.set_defaults(func=run)
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def _check_outdir(out: Path, overwrite: bool) -> None:
+    """The output folder: every file a run may write there is checked (a stale report.png
+    beside a new report.json would describe another run)."""
+    if out.exists() and not out.is_dir():
+        raise DiffmstError(f"{out}: exists and is not a folder")
+    if not out.parent.is_dir():
+        raise DiffmstError(f"{out.parent}: output folder does not exist")
+    for name in OUTPUT_FILES.values():
+        path = out / name
+        if path.is_dir():
+            raise DiffmstError(f"{path}: is a folder; cannot write {name} there")
+        if path.exists() and not overwrite:
+            raise DiffmstError(f"{path}: already exists (use --overwrite to replace it)")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise DiffmstError(f"--device {device}: not a torch device (use cpu, cuda, cuda:1, mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DiffmstError(f"--device {device}: CUDA is not available on this machine")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DiffmstError(f"--device {device}: MPS is not available on this machine")
+
+
+def _run_optimize(args, notice: Notify) -> None:
+    """``diffmst optimize``: see :func:`_add_optimize`."""
+    import torch
+
+    from ..audio import output_format
+    from ..pipeline.api import optimize
+
+    out = Path(args.output)
+    tracks, reference = split_reference(args.inputs, args.reference)
+    _check_outdir(out, args.overwrite)
+    output_format(out / OUTPUT_FILES["mix"], args.bit_depth)
+    _check_device(args.device)
+    if args.threads:
+        import numba
+
+        torch.set_num_threads(args.threads)
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    kwargs = dict(steps=args.steps, lr=args.lr, analysis_sr=args.analysis_sr, windows=args.windows,
+                  window_s=args.window, prior=args.prior, seed=args.seed, device=args.device,
+                  loudness=args.loudness, peak_dbtp=args.peak, link_stereo=not args.unlink_stereo)
+    if args.quiet:
+        result = optimize(tracks, reference, notify=notice, **kwargs)
+    else:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        prog = Progress(TextColumn("optimising"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("AF loss {task.fields[loss]}"), TimeRemainingColumn(),
+                        console=Console(stderr=True), transient=True)
+        task = prog.add_task("optimising", total=args.steps, loss="...")
+
+        def update(step: int, total: int, loss: float) -> None:
+            prog.update(task, completed=step, loss=f"{loss:.4f}")
+
+        with prog:
+            result = optimize(tracks, reference, notify=notice, progress=update, **kwargs)
+    out.mkdir(exist_ok=True)
+    paths = result.save(out, overwrite=args.overwrite, bit_depth=args.bit_depth, plot=not args.no_plot,
+                        notify=notice)
+    el, op = result.song_af["equal_loudness"], result.song_af["optimized"]
+    terms = ", ".join(f"{k} {el[k]:.4f} -> {op[k]:.4f}" for k in ("rms", "crest", "width", "imbalance", "bark"))
+    print(f"AF (paper, whole song): {el['total']:.4f} (equal loudness) -> {op['total']:.4f} (optimised)  [{terms}]")
+    rep = result.report()
+    out_, ref_ = rep["output"], rep["reference_level"]
+    print(f"mix: {out_['lufs']} LUFS, true peak {out_['true_peak_dbtp']} dBTP (reference: {ref_['lufs']} LUFS, "
+          f"{ref_['true_peak_dbtp']} dBTP); {result.timings.get('total', 0):.1f} s ({len(result.history)} steps)")
+    for key, p in paths.items():
+        print(f"{key + ':':10s}{p}")
+
+
+def _run_baseline(args, notice: Notify) -> None:
+    """``diffmst baseline``: the equal-loudness mix of TRACKS."""
+    from ..audio import check_audio_output, check_output, load_tracks, write_audio
+    from ..pipeline.baseline import equal_loudness_mix
+
+    check_audio_output(args.output, args.overwrite, args.bit_depth)
+    if args.params:
+        check_output(args.params, args.overwrite)
+    tracks = load_tracks(args.tracks, notify=notice)
+    mix, settings = equal_loudness_mix(tracks, args.lufs, args.peak, notify=notice)
+    write_audio(args.output, mix, tracks.sample_rate, args.bit_depth, args.overwrite, notify=notice)
+    print(args.output)
+    if args.params:
+        settings.save(args.params, overwrite=args.overwrite)
+        print(args.params)
+
+
+def _run_analyze(args, notice) -> None:
+    """``diffmst analyze FILE [REFERENCE]``: style features as a table, optionally a plot."""
+    import json
+
+    import numpy as np
+    import soxr
+    import torch
+
+    from ..audio import check_output, read_audio
+    from ..errors import DiffmstError
+    from ..features import style_features, to_python
+    from ..loudness import loudness_np, normalize_np
+    from ..losses import AFLoss
+
+    if args.plot:
+        check_output(args.plot, args.overwrite)
+    files = [args.file] + ([args.reference] if args.reference else [])
+    if args.metric == "paper":
+        return _analyze_paper(files, args, notice)
+    feats: dict[str, dict] = {}
+    extra: list[list[str]] = [["file's own loudness (LUFS)"], ["file's own peak (dBFS)"]]
+    prepared = []
+    for f in files:
+        audio, sr = read_audio(f)
+        if audio.shape[0] == 1:
+            notice(f"{f}: mono; analysed as dual mono")
+            audio = np.concatenate([audio, audio])
+        lufs = loudness_np(audio, sr)
+        if not np.isfinite(lufs):
+            raise DiffmstError(f"{f}: is silent (below -70 LUFS); no features to measure")
+        peak = float(np.abs(audio).max())
+        extra[0].append(f"{lufs:.1f}")
+        extra[1].append(f"{20 * np.log10(peak):.1f}")
+        if not args.no_normalize:
+            audio, _ = normalize_np(audio, sr, args.lufs)
+        rate = args.analysis_sr or sr
+        if rate != sr:
+            audio = soxr.resample(audio.T, sr, rate, quality="HQ").T
+        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
+        prepared.append((x, rate))
+        label = Path(f).name if Path(f).name not in feats else str(f)
+        with torch.no_grad():
+            feats[label] = to_python(style_features(x, rate))
+    rates = {r for _, r in prepared}
+    if len(rates) > 1:
+        notice(f"files analysed at their own rates ({', '.join(map(str, sorted(rates)))} Hz); "
+               "use --analysis-sr to compare at one rate")
+    af_rows, af_values = [], {}
+    if len(prepared) == 2 and len(rates) == 1:
+        af = AFLoss(rates.pop())
+        a, b = list(feats.values())
+        total, terms = af({k: torch.tensor([v]) for k, v in a.items()}, {k: torch.tensor([v]) for k, v in b.items()})
+        af_values = {**{k: float(v) for k, v in terms.items()}, "total": float(total)}
+        af_rows = [[f"AF loss {k}", "", f"{v:.4f}"] for k, v in af_values.items()]
+    measured = "as they are" if args.no_normalize else f"at {args.lufs:g} LUFS"
+    if args.json:  # full precision: the table rounds, JSON readers should not have to
+        print(json.dumps({"metric": "robust", "measured": measured, "units": JSON_UNITS,
+                          "features": json_features(feats), "af_loss": af_values}, indent=1))
+    else:
+        print_feature_table(feats, f"robust style features (frame-wise, 20 Hz high-pass, measured {measured})",
+                            extra + af_rows)
+    if args.plot:
+        plot_features(feats, args.plot, title=plot_title(feats, "robust features"), reference=reference_label(feats))
+        print(args.plot)
+
+
+def _analyze_paper(files: Sequence[str], args, notice) -> None:
+    """``analyze --metric paper``: the paper's measure on the whole files (DC removed, at
+    -16 LUFS, at the last file's rate: a mix is resampled to its reference's)."""
+    import json
+
+    import numpy as np
+
+    from ..audio import read_audio
+    from ..console.limiter import true_peak_db
+    from ..errors import DiffmstError
+    from ..evaluate.metrics import PAPER_LUFS, paper_distance, song_features
+    from ..features import to_python
+    from ..loudness import loudness_np
+
+    audios = []
+    for f in files:
+        audio, sr = read_audio(f)
+        if audio.shape[0] == 1:
+            notice(f"{f}: mono; analysed as dual mono")
+        if not np.isfinite(loudness_np(audio, sr)):
+            raise DiffmstError(f"{f}: is silent (below -70 LUFS); no features to measure")
+        audios.append((f, audio, sr))
+    rate = audios[-1][2]
+    feats, raw, extra = {}, [], [["file's own loudness (LUFS)"], ["file's own true peak (dBTP)"]]
+    for f, audio, sr in audios:
+        label = Path(f).name if Path(f).name not in feats else str(f)
+        fe = song_features(audio, sr, rate)
+        raw.append(fe)
+        feats[label] = to_python(fe)
+        extra[0].append(f"{loudness_np(audio, sr):.1f}")
+        extra[1].append(f"{true_peak_db(audio):.1f}")
+    af_values: dict[str, float] = {}
+    if len(raw) == 2:
+        total, terms = paper_distance(raw[0], raw[1])
+        af_values = {**{k: float(v) for k, v in terms.items()}, "total": float(total)}
+    if args.json:
+        print(json.dumps({"metric": "paper", "measured": f"at {PAPER_LUFS:g} LUFS, {rate} Hz", "units": JSON_UNITS,
+                          "features": json_features(feats), "af_loss": af_values}, indent=1))
+    else:
+        print_feature_table(feats, f"the paper's features (whole song, DC removed, measured at {PAPER_LUFS:g} LUFS, "
+                            f"{rate} Hz)", extra + [[f"AF loss {k}", "", f"{v:.4f}"] for k, v in af_values.items()],
+                            centres=paper_band_centres())
+    if args.plot:
+        plot_features(feats, args.plot, title=plot_title(feats, "the paper's features"),
+                      centres=paper_band_centres(), reference=reference_label(feats))
+        print(args.plot)
