@@ -1,7 +1,9 @@
 """The ``diffmst`` command.
 
 Each sub-command is one ``_add_<name>(subparsers)`` function that declares its arguments
-and sets ``func``; :data:`COMMANDS` lists them in help order. User errors
+and sets ``func`` (a handler in the same module that reads the arguments, calls the
+library and prints); :data:`COMMANDS` lists them in help order. Options several commands
+share are declared once in :mod:`.common`. User errors
 (:class:`~diffmst.errors.DiffmstError`) print ``diffmst: error: ...`` and exit 2.
 """
 
@@ -13,9 +15,9 @@ from typing import Callable
 
 from ..errors import DiffmstError
 from .common import EXIT_USAGE, notice  # noqa: F401  (notice: the CLI's notify, for callers)
-from .render import _add_demo, _add_params, _add_render
 from .data import _add_data
 from .mixing import _add_analyze, _add_baseline, _add_optimize
+from .render import _add_demo, _add_params, _add_render
 
 # ----------------------------------------------------------------------------- main
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from typing import Callable
+
+from ..pipeline.reporter import Reporter
 
 EXIT_USAGE = 2
 
@@ -15,19 +18,34 @@ def notice(msg: str) -> None:
     print(f"diffmst: note: {msg}", file=sys.stderr)
 
 
-def _progress_bar(description: str):
-    """A rich progress bar on stderr; returns ``(callback(done, total), context)``."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-    from rich.console import Console
+class RichReporter(Reporter):
+    """The command line's :class:`~diffmst.pipeline.reporter.Reporter`: notices on stderr,
+    each task a transient rich progress bar on stderr (none when ``quiet``)."""
 
-    prog = Progress(TextColumn(description), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                    TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-    task = prog.add_task(description, total=None)
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
 
-    def update(done: int, total: int) -> None:
-        prog.update(task, completed=done, total=total)
+    def notice(self, msg: str) -> None:
+        notice(msg)
 
-    return update, prog
+    @contextmanager
+    def task(self, name: str, total: int | None = None, **fields):
+        if self.quiet:
+            yield lambda *_a, **_k: None
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = [TextColumn(name), BarColumn(), MofNCompleteColumn()]
+        columns += [TextColumn(f"{key} {{task.fields[{key}]}}") for key in fields]
+        prog = Progress(*columns, TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        task = prog.add_task(name, total=total, **fields)
+
+        def update(done: int, total: int | None = None, **more) -> None:
+            prog.update(task, completed=done, **({"total": total} if total is not None else {}), **more)
+
+        with prog:
+            yield update
 
 
 # ----------------------------------------------------------------------------- shared options

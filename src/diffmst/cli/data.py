@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
 from typing import Callable
 
-
-from .common import (_float_in, _int_in)
+from ..errors import DiffmstError
+from .common import RichReporter, _float_in, _int_in
 
 
 # ----------------------------------------------------------------------------- data
@@ -20,14 +23,10 @@ def _add_data(sub) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
 
     def _generate(args) -> None:
-        from ..data.commands import run_generate
-
-        run_generate(args)
+        _run_generate(args)
 
     def _stats(args) -> None:
-        from ..data.commands import run_stats
-
-        run_stats(args)
+        _run_stats(args)
 
     def _at_least(lo: int) -> Callable[[str], int]:
         """An argparse type: a whole number >= ``lo`` (bounded ranges: :func:`_int_in`)."""
@@ -87,3 +86,52 @@ def _add_data(sub) -> None:
     s.set_defaults(func=_stats)
 
 
+# ----------------------------------------------------------------------------- handlers
+
+
+def _default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _run_generate(args) -> None:
+    from ..data.generate import Config, generate
+
+    sources = tuple(s.strip() for s in args.sources.split(",") if s.strip()) if args.sources else ()
+    cfg = Config(songs=args.songs, out=Path(args.output), seed=args.seed, jobs=args.jobs or _default_jobs(),
+                 seconds=(args.seconds[0], args.seconds[1]), stems=(args.stems[0], args.stems[1]),
+                 sample_rate=args.sample_rate, sources=sources, renderer=args.renderer, first=args.first)
+    reporter = RichReporter(args.quiet)
+    with reporter.task("generating", cfg.songs) as update:
+        summary = generate(cfg, progress=update, notify=reporter.notice)
+    print(f"{summary['done']} song(s) generated, {summary['skipped']} already there, in {summary['seconds']:.1f} s "
+          f"-> {cfg.out} (sources: {', '.join(summary['sources'])}; renderer: {summary['renderer']}; "
+          f"jobs: {cfg.jobs})")
+    if summary["failed"]:
+        names = ", ".join(sorted(summary["failed"]))
+        raise DiffmstError(f"{len(summary['failed'])} song(s) failed ({names}); run the same command again "
+                           "to retry them")
+
+
+def _run_stats(args) -> None:
+    from ..data.stats import corpus_stats, format_stats, plot_stats
+
+    plot = None
+    if args.plot != "none":
+        plot = Path(args.plot) if args.plot else Path(args.corpus) / "stats.png"
+        if args.plot or Path(args.corpus).is_dir():  # else corpus_stats says the corpus is missing
+            from ..audio import check_output
+
+            check_output(plot, getattr(args, "overwrite", False))  # before the (long) analysis
+    stats = corpus_stats(args.corpus, max_songs=args.max_songs, jobs=args.jobs or _default_jobs())
+    if args.json:
+        import json
+
+        print(json.dumps(stats["summary"], indent=1))
+    else:
+        print(format_stats(stats))
+    if plot is not None:
+        plot_stats(stats, plot, title=args.title)
+        print(f"plot: {plot}", file=sys.stderr if args.json else sys.stdout)

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import DiffmstError
-from .common import (_audio_output_args, _bit_depth_arg, _float_above, _float_in, _int_in, _lufs_arg,
-                     _loudness_arg, _overwrite_arg, _quiet_arg, _tracks_arg, notice)
 from ..pipeline.options import ANALYSIS_SR, MIN_ANALYSIS_SR, PEAK_DBFS, TARGET_LUFS, Options
 from ..pipeline.result import OUTPUT_FILES
+from ..pipeline.song import Notify, split_reference
 from ..report import (JSON_UNITS, json_features, paper_band_centres, plot_features, plot_title,
                       print_feature_table, reference_label)
-from ..pipeline.song import Notify, split_reference
+from .common import (RichReporter, _audio_output_args, _bit_depth_arg, _float_above, _float_in, _int_in, _lufs_arg,
+                     _loudness_arg, _overwrite_arg, _quiet_arg, _tracks_arg, notice)
 
 
 # ----------------------------------------------------------------------------- optimize / analyze / baseline
@@ -165,22 +165,10 @@ def _run_optimize(args, notice: Notify) -> None:
     kwargs = dict(steps=args.steps, lr=args.lr, analysis_sr=args.analysis_sr, windows=args.windows,
                   window_s=args.window, prior=args.prior, seed=args.seed, device=args.device,
                   loudness=args.loudness, peak_dbtp=args.peak, link_stereo=not args.unlink_stereo)
-    if args.quiet:
-        result = optimize(tracks, reference, notify=notice, **kwargs)
-    else:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        prog = Progress(TextColumn("optimising"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("AF loss {task.fields[loss]}"), TimeRemainingColumn(),
-                        console=Console(stderr=True), transient=True)
-        task = prog.add_task("optimising", total=args.steps, loss="...")
-
-        def update(step: int, total: int, loss: float) -> None:
-            prog.update(task, completed=step, loss=f"{loss:.4f}")
-
-        with prog:
-            result = optimize(tracks, reference, notify=notice, progress=update, **kwargs)
+    reporter = RichReporter(args.quiet)
+    with reporter.task("optimising", args.steps, loss="...") as update:
+        result = optimize(tracks, reference, notify=reporter.notice,
+                          progress=lambda step, total, loss: update(step, total, loss=f"{loss:.4f}"), **kwargs)
     out.mkdir(exist_ok=True)
     paths = result.save(out, overwrite=args.overwrite, bit_depth=args.bit_depth, plot=not args.no_plot,
                         notify=notice)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DiffmstError
-from .common import (_audio_output_args, _overwrite_arg, _progress_bar, _quiet_arg, _tracks_arg, notice)
+from .common import RichReporter, _audio_output_args, _overwrite_arg, _quiet_arg, _tracks_arg, notice
 
 
 # ----------------------------------------------------------------------------- render
@@ -26,12 +26,8 @@ def render_song(track_inputs, settings_path, output, bit_depth="24", overwrite=F
         notice(f"{settings_path}: settings for tracks not given are ignored: {', '.join(extra)}")
     tp = settings.for_tracks(tracks.names, where=str(settings_path))
     audio = torch.from_numpy(tracks.audio)[None, :, None]
-    if quiet:
-        mix = render(audio, tp[None], settings.master_params[None], tracks.sample_rate)
-    else:
-        update, prog = _progress_bar("rendering")
-        with prog:
-            mix = render(audio, tp[None], settings.master_params[None], tracks.sample_rate, progress=update)
+    with RichReporter(quiet).task("rendering") as update:
+        mix = render(audio, tp[None], settings.master_params[None], tracks.sample_rate, progress=update)
     return write_audio(output, mix[0].numpy(), tracks.sample_rate, bit_depth, overwrite, notify=notice)
 
 
