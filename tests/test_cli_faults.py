@@ -228,7 +228,7 @@ def test_a_reference_among_the_tracks_is_refused(song, tmp_path, capsys):
     for p in (song / "tracks").iterdir():
         (mixed / p.name).write_bytes(p.read_bytes())
     (mixed / "ref.wav").write_bytes((song / "refs" / "ref.wav").read_bytes())
-    refused(["optimize", mixed, mixed / "ref.wav", "-o", tmp_path / "o"] + QUICK, capsys, "sits among the tracks")
+    refused(["optimize", mixed, mixed / "ref.wav", "-o", tmp_path / "o"] + QUICK, capsys, "sits in the tracks' folder")
     assert not (tmp_path / "o").exists()
 
 
@@ -393,3 +393,88 @@ def test_readme_reaches_diffmst_after_setup():
     assert first is not None and 0 <= activate < first.start()
     tasks = (ROOT / "tasks.py").read_text()
     assert "activate" in tasks  # the demo task says how to reach the command
+
+
+# ----------------------------------------------------------------------------- found by a second new user
+
+
+def test_reference_given_with_r_is_left_out_of_its_tracks_folder(song, tmp_path, capsys):
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for p in (song / "tracks").iterdir():
+        (mixed / p.name).write_bytes(p.read_bytes())
+    (mixed / "ref.wav").write_bytes((song / "refs" / "ref.wav").read_bytes())
+    code, _, err = run(["optimize", mixed, "-r", mixed / "ref.wav", "-o", tmp_path / "o"] + QUICK, capsys)
+    assert code == 0, err
+    assert "left out of the tracks" in err
+    names = Settings.load(tmp_path / "o" / "settings.json").track_names
+    assert not any(n.startswith("ref") for n in names)
+    # the same file named as a track and as the reference
+    kick, snare = song / "tracks" / "kick.flac", song / "tracks" / "snare.flac"
+    refused(["optimize", kick, snare, "-r", kick, "-o", tmp_path / "o2"] + QUICK, capsys, "given both as a track")
+
+
+def test_no_output_may_replace_an_input(song, tmp_path, capsys):
+    tracks, ref = song / "tracks", song / "refs" / "ref.wav"
+    copy = tmp_path / "t"
+    copy.mkdir()
+    for p in tracks.iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    kick = copy / "kick.flac"
+    before = kick.read_bytes()
+    refused(["render", copy, "-p", song / "settings.json", "-o", kick, "--overwrite"], capsys, "is one of the inputs")
+    refused(["params", "-t", copy, "-o", kick, "--overwrite"], capsys, "is one of the inputs")
+    refused(["baseline", copy, "-o", kick, "--overwrite"], capsys, "is one of the inputs")
+    refused(["baseline", copy, "-o", tmp_path / "b.wav", "-p", tmp_path / "b.wav", "--overwrite"], capsys,
+            "given for two outputs")
+    refused(["analyze", ref, "--plot", ref, "--overwrite"], capsys, "PNG")  # an input is never a .png
+    assert kick.read_bytes() == before
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "mix.wav").write_bytes(ref.read_bytes())
+    refused(["optimize", tracks, out / "mix.wav", "-o", out, "--overwrite"] + QUICK, capsys, "is one of the inputs")
+    assert not (tmp_path / "b.wav").exists()
+
+
+def test_a_truncated_wav_is_refused(song, tmp_path, capsys):
+    full = tmp_path / "full.wav"
+    write_audio(full, noise(2, 1.0), SR, "16")
+    data = full.read_bytes()
+    trunc = tmp_path / "trunc.wav"
+    trunc.write_bytes(data[: len(data) // 2])
+    refused(["analyze", trunc], capsys, "trunc.wav", "truncated or corrupt")
+    assert run(["analyze", full], capsys)[0] == 0
+
+
+def test_plots_must_be_png_and_devices_real(song, tmp_path, capsys):
+    refused(["analyze", song / "refs" / "ref.wav", "--plot", tmp_path / "x.pdf"], capsys, "PNG")
+    for dev in ("meta", "xpu"):
+        refused(["optimize", song / "tracks", song / "refs" / "ref.wav", "-o", tmp_path / "o", "--device", dev] + QUICK,
+                capsys, "--device")
+
+
+def test_analyze_table_has_no_nan(song, capsys):
+    mono = song / "mono.wav"
+    write_audio(mono, noise(1, 2.0), SR)
+    for metric in ("paper", "robust"):
+        code, out, _ = run(["analyze", mono, "--metric", metric], capsys)
+        assert code == 0 and "nan" not in out and "silent" in out  # a mono file's side
+
+
+def test_a_full_stdout_is_an_error_not_a_traceback(song, tmp_path):
+    import subprocess
+    import sys
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "diffmst.cli", "params", "-t", str(song / "tracks")], stdout=full,
+                           stderr=subprocess.PIPE, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "No space left" in r.stderr
+
+
+def test_demo_refuses_before_writing_when_an_output_is_a_folder(tmp_path, capsys):
+    out = tmp_path / "d"
+    (out / "mix.wav").mkdir(parents=True)
+    refused(["demo", "-o", out, "--overwrite"], capsys, "mix.wav")
+    assert sorted(p.name for p in out.iterdir()) == ["mix.wav"]

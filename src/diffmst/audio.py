@@ -30,7 +30,7 @@ def _quiet(_msg: str) -> None:
     pass
 
 
-def find_audio(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+def find_audio(inputs: Sequence[str | os.PathLike], notify: Notify = _quiet) -> list[Path]:
     """Audio files named by ``inputs``: files as given, folders listed (not recursive, sorted).
 
     Raises :class:`DiffmstError` for a missing path or when no audio file is found.
@@ -39,8 +39,17 @@ def find_audio(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
-                           and not f.name.startswith("."))
+            try:
+                entries = sorted(p.iterdir())
+            except PermissionError:
+                raise DiffmstError(f"{p}: cannot read this folder (permission denied)") from None
+            found = [f for f in entries if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
+                     and not f.name.startswith(".")]
+            nested = [d.name for d in entries if d.is_dir() and not d.name.startswith(".")
+                      and any(f.suffix.lower() in AUDIO_EXTENSIONS for f in d.iterdir() if f.is_file())]
+            if nested:
+                notify(f"{p}: sub-folders are not searched ({', '.join(nested[:3])}{' ...' if len(nested) > 3 else ''}"
+                       "); name them too to use their files")
             if not found:
                 raise DiffmstError(f"{p}: no audio files found (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})")
             files += found
@@ -68,6 +77,28 @@ def check_input_file(path: str | os.PathLike, what: str = "file") -> Path:
     if not os.access(path, os.R_OK):
         raise DiffmstError(f"{path}: cannot read (permission denied)")
     return path
+
+
+def _wav_shortfall(path: Path) -> tuple[int, int] | None:
+    """For a RIFF/WAVE file whose data chunk claims more bytes than the file holds:
+    ``(claimed, present)``; else None. (libsndfile reads such a file silently as shorter.)
+    Walks the chunk list by hand: no library reports it."""
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            cid, n = struct.unpack("<4sI", f.read(8))
+            if cid == b"data":
+                present = size - pos - 8
+                return (n, present) if n > present and n != 0xFFFFFFFF else None
+            pos += 8 + n + (n & 1)
+    return None
 
 
 def _reason(e: Exception) -> str:
@@ -100,6 +131,10 @@ def read_audio(path: str | os.PathLike, max_channels: int = 2) -> tuple[np.ndarr
     """
     path = Path(path)
     check_input_file(path)
+    short = _wav_shortfall(path)
+    if short:
+        raise DiffmstError(f"{path}: cannot read audio: truncated or corrupt (its data chunk claims "
+                           f"{short[0]} bytes, the file holds {short[1]})")
     try:
         with sf.SoundFile(str(path)) as f:
             _check_channels(path, f.channels, max_channels)
@@ -169,7 +204,7 @@ def track_names(files: Sequence[Path], channels: Sequence[int]) -> list[list[str
 
 
 def probe_track_names(inputs: Sequence[str | os.PathLike]) -> list[str]:
-    """The track names :func:`load_tracks` would give, from the file headers only."""
+    """The track names :func:`load_tracks` would give (the files are read and checked as it does)."""
     files = find_audio(inputs)
     # read, not only probed: a file `params` accepts must be one `render` accepts
     channels = [read_audio(f)[0].shape[0] for f in files]
@@ -183,7 +218,7 @@ def load_tracks(inputs: Sequence[str | os.PathLike], notify: Notify = _quiet) ->
     are resampled to the highest, shorter tracks are zero-padded to the longest; both
     with a notice through ``notify``.
     """
-    files = find_audio(inputs)
+    files = find_audio(inputs, notify)
     loaded = [read_audio(f) for f in files]
     rates = {sr for _, sr in loaded}
     sr = max(rates)
@@ -214,7 +249,23 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
         raise DiffmstError(f"{path}: already exists (use --overwrite to replace it)")
     if not path.parent.is_dir():
         raise DiffmstError(f"{path.parent}: output folder does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise DiffmstError(f"{path.parent}: cannot write in this folder (permission denied)")
     return path
+
+
+def check_distinct(outputs: Sequence[str | os.PathLike], inputs: Sequence[str | os.PathLike]) -> None:
+    """Refuse an output that is one of the inputs (or two outputs that are one file): with
+    ``--overwrite`` it would replace a file the command is reading."""
+    seen: dict[Path, str] = {}
+    ins = {Path(i).resolve() for i in inputs}
+    for o in outputs:
+        r = Path(o).resolve()
+        if r in ins:
+            raise DiffmstError(f"{o}: is one of the inputs; choose another output file")
+        if r in seen:
+            raise DiffmstError(f"{o}: given for two outputs ({seen[r]} and this one)")
+        seen[r] = str(o)
 
 
 def output_format(path: str | os.PathLike, bit_depth: str = "24") -> str:
@@ -268,5 +319,8 @@ def write_audio(
                            "nothing written (lower the level, or use --bit-depth 32f)")
     audio = np.clip(audio, -1.0, 1.0) if bit_depth != "32f" else audio
     with atomic_path(path) as tmp:
-        sf.write(tmp, audio.T, sample_rate, subtype=SUBTYPES[bit_depth], format=fmt)
+        try:
+            sf.write(tmp, audio.T, sample_rate, subtype=SUBTYPES[bit_depth], format=fmt)
+        except (sf.LibsndfileError, OSError) as e:  # a full disk reads "System error"
+            raise DiffmstError(f"{path}: cannot write ({_reason(e)}; is the disk full?)") from None
     return path

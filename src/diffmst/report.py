@@ -41,8 +41,10 @@ def _band_summary(bark: Sequence[float], centres: Sequence[float]) -> dict[str, 
                "6k+": (6400, 30000)}
     out = {}
     for name, (lo, hi) in regions.items():
+        if not any(lo <= c < hi for c in centres):
+            continue  # no band of this measure is centred there
         vals = [v for v, c in zip(bark, centres) if lo <= c < hi and v > -11]
-        out[name] = NP_TO_DB * sum(vals) / len(vals) if vals else float("nan")
+        out[name] = NP_TO_DB * sum(vals) / len(vals) if vals else float("nan")  # nan: silent
     return out
 
 
@@ -68,7 +70,8 @@ def feature_rows(features: Mapping[str, Mapping], centres: Sequence[float] | Non
     for part, idx in (("mid", 0), ("side", 1)):
         summaries = [_band_summary(features[lab]["bark"][idx], centres) for lab in labels]
         for region in summaries[0]:
-            rows.append([f"Bark {part} {region} (dB)"] + [f"{s[region]:+.1f}" for s in summaries])
+            rows.append([f"Bark {part} {region} (dB)"]
+                        + [f"{s[region]:+.1f}" if math.isfinite(s[region]) else "silent" for s in summaries])
     return header, rows
 
 
@@ -85,6 +88,17 @@ def print_feature_table(features: Mapping[str, Mapping], title: str = "", extra:
     for r in list(rows) + [list(e) for e in extra]:
         table.add_row(*r)
     Console().print(table)
+
+
+def check_plot_output(path: str | os.PathLike, overwrite: bool) -> Path:
+    """A plot's output path, checked before any work: a ``.png`` file name that may be written."""
+    from .audio import check_output
+    from .errors import DiffmstError
+
+    path = check_output(path, overwrite)
+    if path.suffix.lower() != ".png":
+        raise DiffmstError(f"{path}: plots are written as PNG; name the file .png")
+    return path
 
 
 def _save(fig, path: str | os.PathLike) -> Path:

@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return _interrupted()
+    except OSError as e:  # the system refused: a full disk, a permission, stdout gone
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"diffmst: error: {where}{e.strerror or e}", file=sys.stderr)
+        _silence_stdout()
+        return EXIT_USAGE
     except SystemError as e:
         # Ctrl-C inside a numba kernel surfaces as "SystemError: CPUDispatcher(...) returned
         # a result with an exception set", the KeyboardInterrupt chained to it
@@ -55,6 +60,18 @@ def main(argv: list[str] | None = None) -> int:
             return _interrupted()
         raise
     return 0
+
+
+def _silence_stdout() -> None:
+    """After stdout failed (`> /dev/full`), send what is left of it nowhere, so that the
+    interpreter's last flush cannot print a second error."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _interrupted() -> int:

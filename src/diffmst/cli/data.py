@@ -122,9 +122,9 @@ def _run_stats(args) -> None:
     if args.plot != "none":
         plot = Path(args.plot) if args.plot else Path(args.corpus) / "stats.png"
         if args.plot or Path(args.corpus).is_dir():  # else corpus_stats says the corpus is missing
-            from ..audio import check_output
+            from ..report import check_plot_output
 
-            check_output(plot, getattr(args, "overwrite", False))  # before the (long) analysis
+            check_plot_output(plot, args.overwrite)  # before the (long) analysis
     stats = corpus_stats(args.corpus, max_songs=args.max_songs, jobs=args.jobs or _default_jobs())
     if args.json:
         import json

@@ -27,9 +27,9 @@ def _add_optimize(sub) -> None:
                                    "render the whole song at the reference's loudness through a true-peak limiter "
                                    "(never above -1 dBTP). Writes OUTDIR/mix.wav, settings.json (renders the same "
                                    "mix with `diffmst render`), report.json and report.png.")
-    p.add_argument("inputs", nargs="+", metavar="TRACKS... REFERENCE",
-                   help="folder of audio files, or audio files; then the reference mix (one audio file), "
-                        "unless it is given with --reference")
+    p.add_argument("inputs", nargs="+", metavar="PATH",
+                   help="TRACKS... REFERENCE: folders of audio files, or audio files; the last one is the "
+                        "reference mix (one audio file), unless the reference is given with --reference")
     p.add_argument("--reference", "-r", help="the reference mix; then every positional argument is a track "
                    "(needed when the reference sits in the tracks' folder)")
     p.add_argument("--output", "-o", required=True, help="output folder")
@@ -139,23 +139,30 @@ def _check_device(device: str) -> None:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
         raise DiffmstError(f"--device {device}: not a torch device (use cpu, cuda, cuda:1, mps)") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise DiffmstError(f"--device {device}: not supported (use cpu, cuda, cuda:1, mps)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DiffmstError(f"--device {device}: CUDA is not available on this machine")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise DiffmstError(f"--device {device}: MPS is not available on this machine")
+    try:
+        torch.zeros(1, device=dev)
+    except Exception as e:  # e.g. cuda:7 on a one-GPU machine
+        raise DiffmstError(f"--device {device}: cannot be used ({e})") from None
 
 
 def _run_optimize(args, notice: Notify) -> None:
     """``diffmst optimize``: see :func:`_add_optimize`."""
     import torch
 
-    from ..audio import output_format
+    from ..audio import check_distinct, find_audio, output_format
     from ..pipeline.api import optimize
 
     out = Path(args.output)
-    tracks, reference = split_reference(args.inputs, args.reference)
+    tracks, reference = split_reference(args.inputs, args.reference, notice)
     _check_outdir(out, args.overwrite)
     output_format(out / OUTPUT_FILES["mix"], args.bit_depth)
+    check_distinct([out / name for name in OUTPUT_FILES.values()], [*find_audio(tracks), reference])
     _check_device(args.device)
     if args.threads:
         import numba
@@ -185,12 +192,13 @@ def _run_optimize(args, notice: Notify) -> None:
 
 def _run_baseline(args, notice: Notify) -> None:
     """``diffmst baseline``: the equal-loudness mix of TRACKS."""
-    from ..audio import check_audio_output, check_output, load_tracks, write_audio
+    from ..audio import check_audio_output, check_distinct, check_output, find_audio, load_tracks, write_audio
     from ..pipeline.baseline import equal_loudness_mix
 
     check_audio_output(args.output, args.overwrite, args.bit_depth)
     if args.params:
         check_output(args.params, args.overwrite)
+    check_distinct([args.output] + ([args.params] if args.params else []), find_audio(args.tracks))
     tracks = load_tracks(args.tracks, notify=notice)
     mix, settings = equal_loudness_mix(tracks, args.lufs, args.peak, notify=notice)
     write_audio(args.output, mix, tracks.sample_rate, args.bit_depth, args.overwrite, notify=notice)
@@ -208,15 +216,16 @@ def _run_analyze(args, notice) -> None:
     import soxr
     import torch
 
-    from ..audio import check_output, read_audio
-    from ..errors import DiffmstError
+    from ..audio import check_distinct, read_audio
     from ..features import style_features, to_python
+    from ..report import check_plot_output
     from ..loudness import loudness_np, normalize_np
     from ..losses import AFLoss
 
-    if args.plot:
-        check_output(args.plot, args.overwrite)
     files = [args.file] + ([args.reference] if args.reference else [])
+    if args.plot:
+        check_plot_output(args.plot, args.overwrite)
+        check_distinct([args.plot], [f for f in files if Path(f).exists()])
     if args.metric == "paper":
         return _analyze_paper(files, args, notice)
     feats: dict[str, dict] = {}

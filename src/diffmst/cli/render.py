@@ -15,10 +15,11 @@ def render_song(track_inputs, settings_path, output, bit_depth="24", overwrite=F
     """Render tracks with a settings file to ``output`` at the tracks' sample rate."""
     import torch
 
-    from ..audio import check_audio_output, load_tracks, write_audio
+    from ..audio import check_audio_output, check_distinct, find_audio, load_tracks, write_audio
     from ..console import Settings, render
 
     check_audio_output(output, overwrite, bit_depth)  # fail before any work
+    check_distinct([output], [*find_audio(track_inputs), settings_path])
     settings = Settings.load(settings_path)
     tracks = load_tracks(track_inputs, notify=notice)
     extra = sorted(set(settings.track_names) - set(tracks.names))
@@ -52,7 +53,7 @@ def _add_render(sub) -> None:
 
 
 def _cmd_params(args) -> None:
-    from ..audio import check_output, probe_track_names
+    from ..audio import check_distinct, check_output, find_audio, probe_track_names
     from ..console import Settings
 
     names = probe_track_names(args.template)
@@ -63,6 +64,7 @@ def _cmd_params(args) -> None:
         print(json.dumps(settings.to_dict(), indent=2))
     else:
         check_output(args.output, args.overwrite)
+        check_distinct([args.output], find_audio(args.template))
         settings.save(args.output, overwrite=args.overwrite)
         print(args.output)
 
@@ -88,6 +90,9 @@ def _cmd_demo(args) -> None:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise DiffmstError(f"{out}: exists and is not a folder")
+    for name, folder in (("tracks", True), ("settings.json", False), ("mix.wav", False)):
+        if (out / name).exists() and (out / name).is_dir() != folder:
+            raise DiffmstError(f"{out / name}: is {'not ' if folder else ''}a folder; cannot write the demo there")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise DiffmstError(f"{out}: folder exists and is not empty (use --overwrite to write into it)")
     out.mkdir(parents=True, exist_ok=True)

@@ -88,6 +88,8 @@ def equal_loudness(tracks, target_lufs: float, peak_dbfs: float, notify: Notify,
 def where(tracks) -> str:
     files = getattr(tracks, "files", None)
     if files:
+        if len(files) == 1:
+            return str(files[0])
         return str(files[0].parent) if len({f.parent for f in files}) == 1 else f"{files[0]} ..."
     return "tracks"
 

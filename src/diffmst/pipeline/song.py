@@ -88,27 +88,46 @@ def load_reference(reference, sample_rate: int | None = None, notify: Notify = q
     return np.ascontiguousarray(audio, dtype=np.float32), sr, label
 
 
-def split_reference(inputs: Sequence[str], reference: str | None) -> tuple[list[str], str]:
+def split_reference(inputs: Sequence[str], reference: str | None,
+                    notify: Notify = quiet) -> tuple[list[str], str]:
     """``(tracks, reference)`` from the command line: the reference is ``reference`` when
-    given, else the last of ``inputs``. Without ``reference``, refuses a reference that sits
-    among the tracks (``optimize stems/*.flac -o out`` would take the last stem for it)."""
-    if reference is not None:
-        if not inputs:
-            raise DiffmstError("no tracks given")
-        return list(inputs), reference
-    if len(inputs) < 2:
-        raise DiffmstError("give the tracks and then the reference (or the reference with --reference)")
-    tracks, ref = list(inputs[:-1]), inputs[-1]
+    given, else the last of ``inputs``.
+
+    Without ``reference``, a reference that sits among the tracks (in a tracks folder, or
+    beside track files: ``optimize stems/*.flac -o out`` would take the last stem for it)
+    is refused. With it, the reference is left out of a tracks folder it sits in (with a
+    notice), and refused when it is also named as a track."""
+    if reference is None:
+        if len(inputs) < 2:
+            raise DiffmstError("give the tracks and then the reference (or the reference with --reference)")
+        tracks, ref = list(inputs[:-1]), inputs[-1]
+    elif not inputs:
+        raise DiffmstError("no tracks given")
+    else:
+        tracks, ref = list(inputs), reference
     ref_path = Path(ref).resolve()
     if not ref_path.is_file():
         return tracks, ref  # a folder or a missing file: the reference's own checks say so
+    out: list[str] = []
     for t in tracks:
         tp = Path(t).resolve()
-        among = ref_path == tp or (tp.is_dir() and ref_path.parent == tp) or (tp.is_file() and ref_path.parent == tp.parent)
-        if among:
-            raise DiffmstError(f"{ref}: the reference sits among the tracks ({t}); did you forget it? "
+        if ref_path == tp:
+            raise DiffmstError(f"{ref}: given both as a track and as the reference")
+        in_folder = tp.is_dir() and ref_path.parent == tp
+        beside = tp.is_file() and ref_path.parent == tp.parent
+        if reference is None and (in_folder or beside):
+            kind = "in the tracks' folder" if in_folder else f"beside the track {t}"
+            raise DiffmstError(f"{ref}: the reference sits {kind}; did you forget it? "
                                "Give the reference with --reference/-r REF to use this file anyway")
-    return tracks, ref
+        if in_folder:  # the folder's files, less the reference
+            from ..audio import find_audio
+
+            rest = [str(f) for f in find_audio([t], notify) if f.resolve() != ref_path]
+            notify(f"{ref}: the reference is left out of the tracks in {t}")
+            out += rest
+        else:
+            out.append(t)
+    return out, ref
 
 
 def source_groups(names: Sequence[str]) -> list[list[int]]:
