@@ -439,4 +439,32 @@ def test_reuse_input_spectra_same_results_and_invalidation(monkeypatch):
         eq.eq_fft(xg, P[0], sr, tail=500)
         eq.eq_fft(xg, P[0], sr, tail=500)
         assert sum(1 for c in calls if c == tuple(x.shape)) == 2
-    assert eq._SPECTRA is None
+    assert eq._SPECTRA.get() is None
+
+
+def test_spectra_cache_is_per_thread():
+    """Two requests in one server: a thread outside the block sees no cache, and a block
+    ending in one thread leaves the other's open."""
+    import threading
+
+    from diffmst.console import eq
+
+    seen = {}
+    inside, done = threading.Event(), threading.Event()
+
+    def other():
+        seen["before"] = eq._SPECTRA.get()
+        with eq.reuse_input_spectra():
+            inside.set()
+            done.wait(5)
+            seen["inside"] = eq._SPECTRA.get()
+
+    t = threading.Thread(target=other)
+    with eq.reuse_input_spectra():
+        t.start()
+        inside.wait(5)
+        mine = eq._SPECTRA.get()
+    done.set()
+    t.join(5)
+    assert seen["before"] is None and isinstance(seen["inside"], dict) and seen["inside"] is not mine
+    assert eq._SPECTRA.get() is None

@@ -22,12 +22,12 @@ from diffmst.data.samplers import (
     SettingsDistribution,
     choose_stems,
     collate,
-    integrated_loudness,
     make_loader,
-    normalize_loudness,
     random_settings,
 )
 from diffmst.data.sources import GeneratedSource, ReferenceSource, Stem
+from diffmst.loudness import loudness_batch_np as integrated_loudness
+from diffmst.loudness import normalize_batch_np as normalize_loudness
 from diffmst.errors import DiffmstError
 
 SR = 16000

@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import threading
 from collections.abc import Iterator
 
 M_TRIM_THRESHOLD = -1
@@ -27,7 +28,8 @@ MMAP_MAX = 32 << 20       # glibc's upper limit for M_MMAP_THRESHOLD on 64-bit s
 TRIM_KEEP = (1 << 31) - 1  # never trim the heap's top while inside the block
 DEFAULT = 128 << 10       # glibc's initial trim threshold
 
-_depth = 0
+_depth = 0  # blocks open in any thread: the malloc settings are process-wide
+_lock = threading.Lock()
 
 
 def _libc():
@@ -56,14 +58,16 @@ def reuse_freed_memory() -> Iterator[bool]:
     if lib is None:
         yield False
         return
-    if _depth == 0:
-        lib.mallopt(M_MMAP_THRESHOLD, MMAP_MAX)
-        lib.mallopt(M_TRIM_THRESHOLD, TRIM_KEEP)
-    _depth += 1
+    with _lock:
+        if _depth == 0:
+            lib.mallopt(M_MMAP_THRESHOLD, MMAP_MAX)
+            lib.mallopt(M_TRIM_THRESHOLD, TRIM_KEEP)
+        _depth += 1
     try:
         yield True
     finally:
-        _depth -= 1
-        if _depth == 0:
-            lib.mallopt(M_TRIM_THRESHOLD, DEFAULT)
-            lib.malloc_trim(0)
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                lib.mallopt(M_TRIM_THRESHOLD, DEFAULT)
+                lib.malloc_trim(0)

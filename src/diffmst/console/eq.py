@@ -16,6 +16,7 @@ EQ parameter tensors are ``(..., 18)``: for each band of :data:`params.EQ_BANDS`
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import math
 
@@ -32,7 +33,9 @@ MAX_FREQ_FRACTION = 0.49
 
 # rfft of inputs kept by reuse_input_spectra(): key -> (input, spectrum, its version), or
 # None (off)
-_SPECTRA: dict | None = None
+# per thread (and asyncio task): two requests in one server must not share or drop each
+# other's cache
+_SPECTRA: contextvars.ContextVar[dict | None] = contextvars.ContextVar("diffmst_eq_spectra", default=None)
 _MAX_SPECTRA = 4
 
 
@@ -47,27 +50,27 @@ def reuse_input_spectra():
     the input itself is held, so that memory cannot be handed to another tensor while the
     entry lives, and an in-place change (its version counter) invalidates the entry. At
     most four entries; all dropped when the block ends."""
-    global _SPECTRA
-    outer, _SPECTRA = _SPECTRA, {}
+    token = _SPECTRA.set({})
     try:
         yield
     finally:
-        _SPECTRA = outer
+        _SPECTRA.reset(token)
 
 
 def _input_spectrum(x: torch.Tensor, n_fft: int) -> tuple[torch.Tensor, bool]:
     """``(rfft(x, n_fft), shared)``; ``shared``: the tensor is cached, do not modify it."""
-    if _SPECTRA is None or x.requires_grad:
+    cache = _SPECTRA.get()
+    if cache is None or x.requires_grad:
         return torch.fft.rfft(x, n_fft), False
     key = (x.untyped_storage().data_ptr(), x.storage_offset(), tuple(x.shape), x.stride(), x.dtype,
            str(x.device), n_fft)
-    hit = _SPECTRA.get(key)
+    hit = cache.get(key)
     if hit is not None and hit[0]._version == hit[2]:
         return hit[1], True
     spec = torch.fft.rfft(x, n_fft)
-    if len(_SPECTRA) >= _MAX_SPECTRA:
-        _SPECTRA.clear()
-    _SPECTRA[key] = (x, spec, x._version)
+    if len(cache) >= _MAX_SPECTRA:
+        cache.clear()
+    cache[key] = (x, spec, x._version)
     return spec, True
 
 

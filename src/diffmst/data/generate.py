@@ -130,18 +130,6 @@ def song_name(index: int) -> str:
     return f"song{index:05d}"
 
 
-def family_of_program(program: int) -> str:
-    """The :data:`GM_FAMILIES` family for a GM program (0-based)."""
-    for fam in ("piano", "keys", "organ", "guitar", "distorted_guitar", "bass", "violin", "viola", "cello",
-                "contrabass", "harp", "strings", "synth_strings", "choir", "trumpet", "trombone", "tuba", "horn",
-                "brass", "sax", "oboe", "bassoon", "clarinet", "flute", "lead", "pad", "mallets"):
-        if program in GM_FAMILIES[fam]:
-            return fam
-    group = ["piano", "mallets", "organ", "guitar", "bass", "strings", "strings", "brass", "sax", "flute",
-             "lead", "pad", "pad", "guitar", "mallets", "pad"][program // 8]
-    return group
-
-
 def make_score(source: str, rng: np.random.Generator, seconds: float, max_stems: int) -> Score:
     if source == "procedural":
         from .procedural import procedural_score

@@ -16,7 +16,7 @@ import numpy as np
 
 from .midi import read_midi
 from .procedural import Ctx, _melody
-from .score import Part, Score, split_drums
+from .score import Part, Score, family_of_program, split_drums
 
 LIB_DIRS = ["/usr/share/mma/lib/stdlib", "/usr/local/share/mma/lib/stdlib", "/opt/homebrew/share/mma/lib/stdlib"]
 
@@ -140,7 +140,6 @@ def mma_score(rng: np.random.Generator, seconds: float, max_stems: int = 16) -> 
         if proc.returncode != 0 or not mid.exists():
             raise RuntimeError(f"mma failed on groove {main}: {(proc.stdout + proc.stderr).strip()[-300:]}")
         raw, _ = read_midi(mid)
-    from .generate import family_of_program
 
     parts: list[Part] = []
     drum_notes = []

@@ -24,9 +24,8 @@ the indices ``epoch * n .. epoch * n + n - 1`` (and splits them over ranks), so 
 epoch sees new items and re-running an epoch repeats them; its ``set_epoch`` is called
 by Lightning (or by hand) at the start of each epoch.
 
-Loudness is BS.1770-4 integrated loudness (K-weighting, 400 ms gated blocks), computed
-here on numpy, vectorised over tracks (:func:`integrated_loudness`; agrees with
-pyloudnorm).
+Loudness is BS.1770-4 integrated loudness, on numpy and vectorised over tracks
+(:func:`diffmst.loudness.loudness_batch_np`; agrees with pyloudnorm).
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ from torch.utils.data import Dataset, Sampler
 from ..console.console import console
 from ..console.params import MASTER_INDEX, MASTER_PARAMS, TRACK_INDEX, TRACK_PARAMS, EQ_BANDS, defaults, table
 from ..errors import DiffmstError
+from ..loudness import loudness_batch_np, normalize_batch_np
 from .sources import MultitrackSource, ReferenceSource, Stem
 
 TRACK_LUFS = -48.0  #: loudness of each input track (paper code)
@@ -52,75 +52,6 @@ REFERENCE_LUFS = -16.0  #: loudness of references and targets (paper code)
 
 
 # ----------------------------------------------------------------------------- loudness
-
-
-@functools.lru_cache(maxsize=16)
-def _k_weighting(sample_rate: int) -> np.ndarray:
-    """BS.1770 K-weighting as two biquads (``sos``), the same design as pyloudnorm:
-    a +4 dB high shelf at 1500 Hz and a 38 Hz high-pass, from the RBJ formulas."""
-    def biquad(kind: str, gain_db: float, q: float, fc: float) -> list[float]:
-        a_ = 10 ** (gain_db / 40)
-        w0 = 2 * math.pi * fc / sample_rate
-        cw, alpha = math.cos(w0), math.sin(w0) / (2 * q)
-        if kind == "high_shelf":
-            sa = 2 * math.sqrt(a_) * alpha
-            b = [a_ * ((a_ + 1) + (a_ - 1) * cw + sa), -2 * a_ * ((a_ - 1) + (a_ + 1) * cw),
-                 a_ * ((a_ + 1) + (a_ - 1) * cw - sa)]
-            a = [(a_ + 1) - (a_ - 1) * cw + sa, 2 * ((a_ - 1) - (a_ + 1) * cw), (a_ + 1) - (a_ - 1) * cw - sa]
-        else:  # high pass
-            b = [(1 + cw) / 2, -(1 + cw), (1 + cw) / 2]
-            a = [1 + alpha, -2 * cw, 1 - alpha]
-        return [v / a[0] for v in b] + [1.0] + [v / a[0] for v in a[1:]]
-
-    return np.array([biquad("high_shelf", 4.0, 1 / math.sqrt(2), 1500.0), biquad("high_pass", 0.0, 0.5, 38.0)])
-
-
-def integrated_loudness(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """BS.1770-4 integrated loudness (LUFS) of ``x (..., channels, samples)`` -> ``(...)``.
-
-    Channels are summed with weight 1 (mono or stereo). Blocks of 400 ms with 75 %
-    overlap; absolute gate -70 LUFS, relative gate -10 LU. A signal with no block above
-    the absolute gate (silence) gives ``-inf``; one shorter than a block is measured as
-    one block of its length. Float32 input is filtered in float32 (faster; within
-    0.01 LU of the float64 result), anything else in float64.
-    """
-    x = np.asarray(x)
-    if x.dtype != np.float32:
-        x = x.astype(np.float64)
-    n = x.shape[-1]
-    y = scipy.signal.sosfilt(_k_weighting(int(sample_rate)).astype(x.dtype), x, axis=-1)
-    t_g, step = 0.4, 0.25
-    n_blocks = max(int(np.round((n / sample_rate - t_g) / (t_g * step))) + 1, 1)
-    hop = t_g * step * sample_rate
-    if hop == int(hop) and n_blocks > 1 and (n_blocks + 3) * int(hop) <= n:
-        # block boundaries fall on whole 100 ms hops: sum the hops, then 4 hops a block
-        hop = int(hop)
-        h = (y[..., : (n_blocks + 3) * hop] ** 2).reshape(y.shape[:-1] + (n_blocks + 3, hop)).sum(-1, dtype=np.float64)
-        z = (h[..., :-3] + h[..., 1:-2] + h[..., 2:-1] + h[..., 3:]) / (t_g * sample_rate)  # (..., C, J)
-    else:
-        cs = np.concatenate([np.zeros(y.shape[:-1] + (1,)), np.cumsum(y.astype(np.float64) ** 2, axis=-1)], axis=-1)
-        j = np.arange(n_blocks)
-        lo = np.minimum((t_g * (j * step) * sample_rate).astype(np.int64), n)
-        hi = np.minimum((t_g * (j * step + 1) * sample_rate).astype(np.int64), n)
-        z = (cs[..., hi] - cs[..., lo]) / min(t_g * sample_rate, n)  # (..., C, J)
-    power = z.sum(axis=-2)  # (..., J)
-    with np.errstate(divide="ignore"):
-        block = -0.691 + 10 * np.log10(power)
-        gate = block >= -70.0
-        mean = np.where(gate, power, 0).sum(-1) / np.maximum(gate.sum(-1), 1)
-        rel = -0.691 + 10 * np.log10(mean) - 10.0
-        gate &= block > rel[..., None]
-        mean = np.where(gate, power, 0).sum(-1) / np.maximum(gate.sum(-1), 1)
-        out = -0.691 + 10 * np.log10(mean)
-    return np.where(gate.any(-1), out, -np.inf)
-
-
-def normalize_loudness(x: np.ndarray, sample_rate: int, target_lufs: float) -> tuple[np.ndarray, np.ndarray]:
-    """Scale ``x (..., channels, samples)`` to ``target_lufs``; silent signals (``-inf``)
-    are left as they are. Returns ``(scaled, gain_db (...))``."""
-    lufs = integrated_loudness(x, sample_rate)
-    gain_db = np.where(np.isfinite(lufs), target_lufs - lufs, 0.0)
-    return (x * (10 ** (gain_db / 20))[..., None, None]).astype(np.float32), gain_db
 
 
 @functools.lru_cache(maxsize=16)
@@ -478,13 +409,13 @@ class Method1Dataset(_Base):
         song = self.songs[rng.integers(len(self.songs))]
         stems = choose_stems(self.source.stems(song), self.max_tracks, rng)
         audio, names, start = self._segment(song, stems, self.segment_s, 2, rng)
-        audio, _ = normalize_loudness(audio[:, None, :], self.sample_rate, self.track_lufs)
+        audio, _ = normalize_batch_np(audio[:, None, :], self.sample_rate, self.track_lufs)
         audio = audio[:, 0]
         half = audio.shape[-1] // 2
         halves = np.stack([audio[:, :half], audio[:, half : 2 * half]])  # (2, T, S): T_A, T_B
         tp, mp = self.settings.sample(len(names), rng, stereo_pairs(names), self.track_lufs)
         mixes = render_mix(halves, tp, mp, self.sample_rate)  # M_rA, M_rB from rest
-        mixes, gains = normalize_loudness(mixes, self.sample_rate, self.reference_lufs)
+        mixes, gains = normalize_batch_np(mixes, self.sample_rate, self.reference_lufs)
         n, t = self.max_tracks, len(names)
         item = {
             "tracks": torch.from_numpy(_pad(halves[1], n)).unsqueeze(1),
@@ -551,10 +482,10 @@ class GeneratedReferences:
             duration_s = max(self.source.duration(song) - start_s, 0.0)
         seg = self.source.read(song, stems, start_s, duration_s, sr)
         audio = dc_block(seg.audio, sr) if self.dc else seg.audio
-        audio, _ = normalize_loudness(audio[:, None, :], sr, TRACK_LUFS)
+        audio, _ = normalize_batch_np(audio[:, None, :], sr, TRACK_LUFS)
         tp, mp = self.settings.sample(len(seg.track_names), rng, stereo_pairs(seg.track_names))
         mix = render_mix(audio[None, :, 0], tp, mp, sr)[0]
-        mix, _ = normalize_loudness(mix, sr, float(rng.uniform(*self.master_lufs)))
+        mix, _ = normalize_batch_np(mix, sr, float(rng.uniform(*self.master_lufs)))
         return soft_clip(mix)
 
 
@@ -631,13 +562,13 @@ class Method2Dataset(_Base):
                 x = refs.read(ref, start, self.reference_s, self.sample_rate)
                 if self.dc:
                     x = dc_block(x, self.sample_rate)
-            lufs = float(integrated_loudness(x, self.sample_rate))
+            lufs = float(loudness_batch_np(x, self.sample_rate))
             if best is None or lufs > best[0]:
                 best = (lufs, x, start)
             if lufs > self.reference_silence_lufs:
                 break
         _, x, start = best
-        x, _ = normalize_loudness(x, self.sample_rate, self.reference_lufs)
+        x, _ = normalize_batch_np(x, self.sample_rate, self.reference_lufs)
         return x, ref, start
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -646,7 +577,7 @@ class Method2Dataset(_Base):
         n_target = int(rng.integers(self.min_tracks, self.max_tracks + 1))
         stems = choose_stems(self.source.stems(song), n_target, rng, self.min_tracks, self.max_tracks)
         audio, names, start = self._segment(song, stems, self.segment_s, 1, rng)
-        audio, _ = normalize_loudness(audio[:, None, :], self.sample_rate, self.track_lufs)
+        audio, _ = normalize_batch_np(audio[:, None, :], self.sample_rate, self.track_lufs)
         ref, ref_song, ref_start = self._reference(song, rng)
         n, t = self.max_tracks, len(names)
         return {

@@ -181,3 +181,15 @@ def crop(score: Score, seconds: float) -> None:
     for p in score.parts:
         p.notes = [Note(n.start, min(n.duration, seconds - n.start), n.pitch, n.velocity)
                    for n in p.notes if n.start < seconds - 0.05]
+
+
+def family_of_program(program: int) -> str:
+    """The :data:`GM_FAMILIES` family for a GM program (0-based)."""
+    for fam in ("piano", "keys", "organ", "guitar", "distorted_guitar", "bass", "violin", "viola", "cello",
+                "contrabass", "harp", "strings", "synth_strings", "choir", "trumpet", "trombone", "tuba", "horn",
+                "brass", "sax", "oboe", "bassoon", "clarinet", "flute", "lead", "pad", "mallets"):
+        if program in GM_FAMILIES[fam]:
+            return fam
+    group = ["piano", "mallets", "organ", "guitar", "bass", "strings", "strings", "brass", "sax", "flute",
+             "lead", "pad", "pad", "guitar", "mallets", "pad"][program // 8]
+    return group
