@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from diffmst.cli import main
+from diffmst.errors import DiffmstError
 from diffmst.data import fluid
 from diffmst.data.generate import Config, generate, resolve, source_available
 from diffmst.data.score import Note, Part, midi_hz
@@ -335,3 +336,14 @@ def test_stats_errors(tmp_path):
         corpus_stats(tmp_path / "missing")
     with pytest.raises(DiffmstError, match="no song folders"):
         corpus_stats(tmp_path)
+
+
+@pytest.mark.parametrize("change, option", [(dict(seconds=(2.0, 4.0)), "--seconds"), (dict(stems=(2, 3)), "--stems"),
+                                            (dict(sample_rate=22050), "--sample-rate"), (dict(seed=5), "--seed")])
+def test_resume_with_other_options_is_refused(tmp_path, change, option):
+    """A corpus is one distribution: resuming it with other options would mix two."""
+    out = tmp_path / "c"
+    generate(_cfg(out, songs=1))
+    with pytest.raises(DiffmstError, match=option):
+        generate(_cfg(out, songs=2, **change))
+    assert not (out / "song00001").exists()

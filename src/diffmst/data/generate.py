@@ -305,7 +305,8 @@ def _worker(args: tuple) -> tuple[int, str | None]:
 
 
 def _check_existing(cfg: Config, indices: list[int]) -> list[int]:
-    """Indices still to do; refuses a folder made with another seed or length range."""
+    """Indices still to do; refuses a folder made with another seed, length or stem range,
+    or sample rate."""
     todo = []
     for i in indices:
         meta_path = Path(cfg.out) / song_name(i) / META
@@ -313,12 +314,22 @@ def _check_existing(cfg: Config, indices: list[int]) -> list[int]:
             todo.append(i)
             continue
         try:
-            gen = json.loads(meta_path.read_text()).get("generator", {})
+            meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):
             raise DiffmstError(f"{meta_path}: unreadable; delete the song folder to regenerate it") from None
-        if gen.get("seed") != cfg.seed:
-            raise DiffmstError(f"{meta_path}: made with --seed {gen.get('seed')}, not {cfg.seed} "
-                               "(use another output folder, or the same seed to resume)")
+        gen = meta.get("generator", {})
+        # a corpus is one distribution: resuming with other options would mix two
+        made = {"--seed": gen.get("seed"), "--seconds": gen.get("seconds"), "--stems": gen.get("stems"),
+                "--sample-rate": meta.get("sample_rate")}
+        asked = {"--seed": cfg.seed, "--seconds": [float(v) for v in cfg.seconds], "--stems": list(cfg.stems),
+                 "--sample-rate": cfg.sample_rate}
+        for opt, was in made.items():
+            now = asked[opt]
+            if was is not None and (was != now if opt != "--seconds" else [float(v) for v in was] != now):
+                show = " ".join(str(v) for v in was) if isinstance(was, list) else was
+                raise DiffmstError(f"{meta_path}: made with {opt} {show}, not "
+                                   f"{' '.join(str(v) for v in now) if isinstance(now, list) else now} "
+                                   "(use another output folder, or the same options to resume)")
     return todo
 
 
