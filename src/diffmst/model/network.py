@@ -1,0 +1,98 @@
+"""The Diff-MST network: look at the tracks and a reference, predict every console setting.
+
+Each track, and each channel of the reference, is encoded on its own by a spectrogram
+CNN into one embedding. A transformer controller then attends over the track tokens,
+the two reference tokens and a learned master-bus token; a shared head turns every track
+token into that track's strip settings and a master head turns the master token into the
+master bus's, all in normalised units ([0, 1] of each range in
+:mod:`diffmst.console.params`; :func:`diffmst.console.denormalize` gives real units).
+
+Track tokens carry no position, so the settings permute with the tracks; padded tracks
+(``mask`` false) are hidden from attention, so they change nothing for the real ones.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..console.params import MASTER_PARAMS, TRACK_PARAMS
+from .config import COMPACT, ModelConfig
+
+
+class SpectrogramEncoder(nn.Module):
+    """Mono audio -> one embedding.
+
+    Shape:
+        x: ``(batch, samples)`` at ``config.sample_rate`` -> ``(batch, config.dim)``.
+    """
+
+    def __init__(self, config: ModelConfig = COMPACT):
+        super().__init__()
+        self.config = config
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        blocks, c_in = [], 1
+        for c in config.channels:
+            # GroupNorm(1, c): per signal, so padded tracks in a batch change nothing (BatchNorm would)
+            blocks += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(1, c), nn.GELU()]
+            c_in = c
+        self.cnn = nn.Sequential(*blocks)
+        self.out = nn.Linear(2 * c_in, config.dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        spec = torch.stft(x, c.n_fft, c.hop, window=self.window, center=True, return_complex=True)
+        mag = spec.abs().clamp_min(1e-8) ** c.compress           # (batch, freq, frames)
+        h = self.cnn(mag[:, None])                               # (batch, C, freq', frames')
+        h = h.mean(2)                                            # over frequency: (batch, C, frames')
+        pooled = torch.cat([h.mean(-1), h.amax(-1)], -1)          # over time: mean and max
+        return self.out(pooled)
+
+
+class DiffMST(nn.Module):
+    """Tracks and a reference -> normalised strip and master settings.
+
+    Shape:
+        tracks: ``(batch, tracks, samples)``, mono tracks (a stereo file's L and R are two).
+        reference: ``(batch, 2, samples)`` (any length).
+        mask: ``(batch, tracks)`` bool, true for real tracks (default: all real).
+        returns ``(track_u (batch, tracks, len(TRACK_PARAMS)), master_u (batch, len(MASTER_PARAMS)))``
+        in [0, 1].
+    """
+
+    def __init__(self, config: ModelConfig = COMPACT):
+        super().__init__()
+        self.config = config
+        self.encoder = SpectrogramEncoder(config)
+        d = config.dim
+        self.kind = nn.Embedding(3, d)  # 0: track, 1: reference channel, 2: master bus
+        self.master = nn.Parameter(torch.randn(d) * 0.02)
+        layer = nn.TransformerEncoderLayer(d, config.heads, config.ff, config.dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        # no nested tensors: the padded and unpadded paths must compute the same numbers
+        self.controller = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d)
+        self.track_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, len(TRACK_PARAMS)))
+        self.master_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, len(MASTER_PARAMS)))
+
+    def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        """``(batch, n, samples)`` -> ``(batch, n, dim)``: every signal encoded on its own."""
+        b, n, t = audio.shape
+        return self.encoder(audio.reshape(b * n, t)).reshape(b, n, -1)
+
+    def forward(self, tracks: torch.Tensor, reference: torch.Tensor,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        b, n, _ = tracks.shape
+        if n > self.config.max_tracks:
+            raise ValueError(f"{n} tracks; this model takes at most {self.config.max_tracks}")
+        if mask is None:
+            mask = torch.ones(b, n, dtype=torch.bool, device=tracks.device)
+        t_tok = self.embed(tracks) + self.kind.weight[0]
+        r_tok = self.embed(reference) + self.kind.weight[1]
+        m_tok = (self.master + self.kind.weight[2]).expand(b, 1, -1)
+        tokens = torch.cat([m_tok, r_tok, t_tok], 1)
+        keep = torch.cat([torch.ones(b, 1 + r_tok.shape[1], dtype=torch.bool, device=mask.device), mask], 1)
+        h = self.norm(self.controller(tokens, src_key_padding_mask=~keep))
+        track_u = torch.sigmoid(self.track_head(h[:, 1 + r_tok.shape[1]:]))
+        master_u = torch.sigmoid(self.master_head(h[:, 0]))
+        return track_u, master_u

@@ -1,0 +1,73 @@
+"""The Diff-MST network's contract: shapes, range, padding, permutation, any track count."""
+
+import pytest
+import torch
+
+from diffmst.console.params import MASTER_PARAMS, TRACK_PARAMS
+from diffmst.model import COMPACT, PAPER, DiffMST, ModelConfig
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return DiffMST(COMPACT)
+
+
+def signals(b, n, seconds=0.5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return 0.1 * torch.randn(b, n, int(seconds * SR), generator=g)
+
+
+def test_outputs_are_settings_in_normalised_units(model):
+    track_u, master_u = model(signals(2, 5), signals(2, 2, seed=1))
+    assert track_u.shape == (2, 5, len(TRACK_PARAMS)) and master_u.shape == (2, len(MASTER_PARAMS))
+    assert ((track_u >= 0) & (track_u <= 1)).all() and ((master_u >= 0) & (master_u <= 1)).all()
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_padded_tracks_change_nothing_for_the_real_ones(model, train):
+    model.train(train)
+    x, ref = signals(1, 3), signals(1, 2, seed=1)
+    t0, m0 = model(x, ref)
+    padded = torch.cat([x, signals(1, 4, seed=2)], 1)  # four more "tracks", masked out
+    mask = torch.tensor([[True] * 3 + [False] * 4])
+    t1, m1 = model(padded, ref, mask)
+    torch.testing.assert_close(t1[:, :3], t0, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(m1, m0, atol=1e-5, rtol=1e-4)
+    model.eval()
+
+
+def test_settings_permute_with_the_tracks(model):
+    x, ref = signals(1, 6), signals(1, 2, seed=1)
+    perm = torch.tensor([3, 0, 5, 1, 4, 2])
+    t0, m0 = model(x, ref)
+    t1, m1 = model(x[:, perm], ref)
+    torch.testing.assert_close(t1, t0[:, perm], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(m1, m0, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("n", [1, 64])
+def test_any_track_count_from_one_to_sixty_four(model, n):
+    with torch.no_grad():
+        t, m = model(signals(1, n, seconds=0.25), signals(1, 2, seed=1))
+    assert t.shape == (1, n, len(TRACK_PARAMS)) and torch.isfinite(t).all() and torch.isfinite(m).all()
+    with pytest.raises(ValueError, match="at most 64"):
+        model(signals(1, 65, seconds=0.05), signals(1, 2, seconds=0.05))
+
+
+def test_every_parameter_gets_a_gradient(model):
+    t, m = model(signals(1, 3), signals(1, 2, seed=1))
+    (t.square().mean() + m.square().mean()).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    model.zero_grad()
+
+
+def test_configs_round_trip_and_refuse_unknown_fields():
+    for cfg in (COMPACT, PAPER):
+        assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown model config field"):
+        ModelConfig.from_dict({**COMPACT.to_dict(), "depth": 3})
+    assert sum(p.numel() for p in DiffMST(COMPACT).parameters()) < 5e6  # "compact": trains on 2 CPU cores
