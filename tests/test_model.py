@@ -71,3 +71,28 @@ def test_configs_round_trip_and_refuse_unknown_fields():
     with pytest.raises(ValueError, match="unknown model config field"):
         ModelConfig.from_dict({**COMPACT.to_dict(), "depth": 3})
     assert sum(p.numel() for p in DiffMST(COMPACT).parameters()) < 5e6  # "compact": trains on 2 CPU cores
+
+
+def test_weights_round_trip_through_safetensors_only(tmp_path):
+    import pickle
+
+    from diffmst.errors import DiffmstError
+    from diffmst.model.weights import load_weights, save_weights
+
+    small = ModelConfig(channels=(8, 16), dim=32, layers=1, heads=2, ff=64)
+    torch.manual_seed(1)
+    model = DiffMST(small).eval()
+    path = save_weights(model, tmp_path / "w.safetensors", meta={"steps": 12})
+    loaded, meta = load_weights(path)
+    assert meta == {"steps": 12} and loaded.config == small
+    x, ref = signals(1, 2, seconds=0.2), signals(1, 2, seconds=0.2, seed=1)
+    for a, b in zip(model(x, ref), loaded(x, ref)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(DiffmstError, match="another model config"):
+        load_weights(path, config=COMPACT)
+    pickled = tmp_path / "w.pt"
+    pickled.write_bytes(pickle.dumps(model.state_dict()))
+    with pytest.raises(DiffmstError, match="not a safetensors weights file"):
+        load_weights(pickled)
+    with pytest.raises(DiffmstError, match="no such weights file"):
+        load_weights(tmp_path / "missing.safetensors")
