@@ -96,3 +96,37 @@ def test_weights_round_trip_through_safetensors_only(tmp_path):
         load_weights(pickled)
     with pytest.raises(DiffmstError, match="no such weights file"):
         load_weights(tmp_path / "missing.safetensors")
+
+
+def test_predict_gives_settings_for_a_whole_song_with_stereo_pairs_tied():
+    import numpy as np
+
+    from diffmst.audio import Tracks
+    from diffmst.examples import example_song
+    from diffmst.model.predict import predict_settings
+
+    small = ModelConfig(sample_rate=22050, channels=(8, 16), dim=32, layers=1, heads=2, ff=64)
+    torch.manual_seed(2)
+    model = DiffMST(small)
+    stems = example_song(12.0, seed=3)
+    names, rows = [], []
+    for k, v in stems.items():
+        names += [k] if v.shape[0] == 1 else [f"{k}.L", f"{k}.R"]
+        rows += list(v)
+    song = Tracks(names, np.stack(rows).astype(np.float32), SR, [])
+    ref = np.stack([song.audio.sum(0), song.audio[:2].sum(0)]) * 0.2
+    s = predict_settings(model, song, ref, SR, windows=3, window_s=2.0)
+    assert s.track_names == names and torch.isfinite(s.track_params).all()
+    for specs, v in ((TRACK_PARAMS, s.track_params), (MASTER_PARAMS, s.master_params)):
+        lo = torch.tensor([p.min for p in specs]); hi = torch.tensor([p.max for p in specs])
+        assert ((v >= lo - 1e-4) & (v <= hi + 1e-4)).all()
+    from diffmst.console.params import TRACK_INDEX
+
+    pan = TRACK_INDEX["pan"]
+    for i, n in enumerate(names):
+        if n.endswith(".L"):
+            others = [j for j in range(len(TRACK_PARAMS)) if j != pan]
+            torch.testing.assert_close(s.track_params[i, others], s.track_params[i + 1, others])
+    from diffmst.console import Settings
+
+    Settings.from_dict(s.to_dict())  # a valid settings file: every value within its range

@@ -82,13 +82,23 @@ class DiffMST(nn.Module):
 
     def forward(self, tracks: torch.Tensor, reference: torch.Tensor,
                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        b, n, _ = tracks.shape
-        if n > self.config.max_tracks:
-            raise ValueError(f"{n} tracks; this model takes at most {self.config.max_tracks}")
+        if tracks.shape[1] > self.config.max_tracks:
+            raise ValueError(f"{tracks.shape[1]} tracks; this model takes at most {self.config.max_tracks}")
+        return self.control(self.embed(tracks), self.embed(reference), mask)
+
+    def control(self, track_emb: torch.Tensor, ref_emb: torch.Tensor,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The controller and heads on embeddings (e.g. pooled over a song's windows).
+
+        Shape:
+            track_emb: ``(batch, tracks, dim)``; ref_emb: ``(batch, 2, dim)``; mask as in
+            :meth:`forward`; returns as :meth:`forward`.
+        """
+        b, n, _ = track_emb.shape
         if mask is None:
-            mask = torch.ones(b, n, dtype=torch.bool, device=tracks.device)
-        t_tok = self.embed(tracks) + self.kind.weight[0]
-        r_tok = self.embed(reference) + self.kind.weight[1]
+            mask = torch.ones(b, n, dtype=torch.bool, device=track_emb.device)
+        t_tok = track_emb + self.kind.weight[0]
+        r_tok = ref_emb + self.kind.weight[1]
         m_tok = (self.master + self.kind.weight[2]).expand(b, 1, -1)
         tokens = torch.cat([m_tok, r_tok, t_tok], 1)
         keep = torch.cat([torch.ones(b, 1 + r_tok.shape[1], dtype=torch.bool, device=mask.device), mask], 1)
