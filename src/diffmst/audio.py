@@ -298,15 +298,15 @@ def write_audio(
     sample_rate: int,
     bit_depth: str = "24",
     overwrite: bool = False,
-    notify: Notify = _quiet,
 ) -> Path:
     """Write ``audio (channels, samples)`` atomically: a temp file in the same folder,
     renamed when complete, so a failure never leaves a partial file.
 
-    ``bit_depth`` is ``"16"``, ``"24"`` or ``"32f"``; integer formats are clipped to
-    full scale with a notice (32-bit float keeps overs).
+    ``bit_depth`` is ``"16"``, ``"24"`` or ``"32f"``. An integer format is never written
+    clipped: a peak above full scale (more than round-off) raises :class:`DiffmstError`
+    (32-bit float keeps overs).
     """
-    path = check_audio_output(path, overwrite, bit_depth)
+    path = check_output(path, overwrite)
     fmt = output_format(path, bit_depth)
     audio = np.asarray(audio, dtype=np.float32)
     if not np.isfinite(audio).all():

@@ -14,7 +14,7 @@ import sys
 from typing import Callable
 
 from ..errors import DiffmstError
-from .common import EXIT_USAGE, notice  # noqa: F401  (notice: the CLI's notify, for callers)
+from .common import EXIT_USAGE
 from .data import _add_data
 from .mixing import _add_analyze, _add_baseline, _add_optimize
 from .render import _add_demo, _add_params, _add_render

@@ -97,12 +97,36 @@ def _int_in(lo: int, hi: int, unit: str = "", also: tuple[int, ...] = ()) -> Cal
     return parse
 
 
+def _at_least(lo: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``lo`` (bounded ranges: :func:`_int_in`)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
+        return v
+
+    return parse
+
+
+class _MinMax(argparse.Action):
+    """``MIN MAX`` pairs (after their type): refuses MIN > MAX."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values[0] > values[1]:
+            raise argparse.ArgumentError(self, f"MIN {values[0]:g} is greater than MAX {values[1]:g}")
+        setattr(namespace, self.dest, list(values))
+
+
 def _tracks_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("tracks", nargs="+", metavar="TRACKS", help="folder of audio files, or audio files")
 
 
-def _audio_output_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--output", "-o", required=required, help="output audio file (.wav, .flac, .aiff)")
+def _audio_output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", "-o", required=True, help="output audio file (.wav, .flac, .aiff)")
     _bit_depth_arg(p)
 
 
@@ -122,7 +146,6 @@ def _quiet_arg(p: argparse.ArgumentParser) -> None:
 
 def _lufs_arg(p: argparse.ArgumentParser, default: float, help: str) -> None:
     p.add_argument("--lufs", type=_float_in(-70.0, 0.0, "LUFS"), default=default, help=help)
-
 
 
 def _loudness_arg(text: str) -> str | float:

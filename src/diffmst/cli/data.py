@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Callable
 
 from ..errors import DiffmstError
-from .common import RichReporter, _float_in, _int_in
+from .common import RichReporter, _at_least, _float_in, _int_in, _MinMax, _quiet_arg
 
 
 # ----------------------------------------------------------------------------- data
@@ -21,34 +19,6 @@ def _add_data(sub) -> None:
     p = sub.add_parser("data", help="generate a multitrack training corpus, or summarise one",
                        description="Generated multitrack corpus: DIR/<song>/<stem>.flac + meta.json.")
     dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
-
-    def _generate(args) -> None:
-        _run_generate(args)
-
-    def _stats(args) -> None:
-        _run_stats(args)
-
-    def _at_least(lo: int) -> Callable[[str], int]:
-        """An argparse type: a whole number >= ``lo`` (bounded ranges: :func:`_int_in`)."""
-
-        def parse(text: str) -> int:
-            try:
-                v = int(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-            if v < lo:
-                raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
-            return v
-
-        return parse
-
-    class _MinMax(argparse.Action):
-        """``MIN MAX`` pairs (after their type): refuses MIN > MAX."""
-
-        def __call__(self, parser, namespace, values, option_string=None):
-            if values[0] > values[1]:
-                raise argparse.ArgumentError(self, f"MIN {values[0]:g} is greater than MAX {values[1]:g}")
-            setattr(namespace, self.dest, list(values))
 
     g = dsub.add_parser("generate", help="generate songs as separate stems",
                         description="Generate songs from several music sources (procedural patterns, MMA "
@@ -69,8 +39,8 @@ def _add_data(sub) -> None:
                    help="auto: fluidsynth when installed, else the numpy synth")
     g.add_argument("--sample-rate", type=_int_in(8000, 192000, "Hz"), default=44100, help="in Hz (default: 44100)")
     g.add_argument("--first", type=_at_least(0), default=0, help="index of the first song (to extend a corpus)")
-    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    g.set_defaults(func=_generate)
+    _quiet_arg(g)
+    g.set_defaults(func=_run_generate)
 
     s = dsub.add_parser("stats", help="counts, durations, instruments, loudness and feature plots of a corpus",
                         description="Summarise a corpus folder (one sub-folder per song with audio files; "
@@ -83,7 +53,7 @@ def _add_data(sub) -> None:
                    help="analyse at most this many songs (default, 0: all)")
     s.add_argument("--jobs", "-j", type=_at_least(0), default=0, help="parallel processes (default, 0: all cores)")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
-    s.set_defaults(func=_stats)
+    s.set_defaults(func=_run_stats)
 
 
 # ----------------------------------------------------------------------------- handlers

@@ -8,7 +8,7 @@ from typing import Sequence
 from ..errors import DiffmstError
 from ..pipeline.options import ANALYSIS_SR, MIN_ANALYSIS_SR, PEAK_DBFS, TARGET_LUFS, Options
 from ..pipeline.result import OUTPUT_FILES
-from ..pipeline.song import Notify, split_reference
+from ..pipeline.song import split_reference
 from ..report import (JSON_UNITS, json_features, paper_band_centres, plot_features, plot_title,
                       print_feature_table, reference_label)
 from .common import (RichReporter, _audio_output_args, _bit_depth_arg, _float_above, _float_in, _int_in, _lufs_arg,
@@ -55,16 +55,12 @@ def _add_optimize(sub) -> None:
     p.add_argument("--unlink-stereo", action="store_true",
                    help="optimise a stereo file's L and R as unrelated tracks (default: they share one gain, EQ "
                         "and compressor setting, so the file's balance is kept, each with its own pan)")
-    p.add_argument("--threads", type=_int_in(0, 1024), default=0, help="torch threads (default: 0, torch's choice)")
+    p.add_argument("--threads", type=_int_in(0, 1024), default=0, help="torch and numba threads (default: 0, their own choice)")
     _bit_depth_arg(p)
     p.add_argument("--no-plot", action="store_true", help="do not write report.png")
     _overwrite_arg(p)
     _quiet_arg(p)
-
-    def run(args) -> None:
-        _run_optimize(args, notice)
-
-    p.set_defaults(func=run)
+    p.set_defaults(func=_run_optimize)
 
 
 def _add_analyze(sub) -> None:
@@ -87,11 +83,7 @@ def _add_analyze(sub) -> None:
                         "do not apply); robust: the frame-wise, high-passed features of the style losses, a "
                         "different number (default: paper)")
     _overwrite_arg(p)
-
-    def run(args) -> None:
-        _run_analyze(args, notice)
-
-    p.set_defaults(func=run)
+    p.set_defaults(func=_run_analyze)
 
 
 def _add_baseline(sub) -> None:
@@ -107,11 +99,7 @@ def _add_baseline(sub) -> None:
                    help=f"true-peak ceiling (default: {PEAK_DBFS:g} dBTP)")
     _overwrite_arg(p)
     _quiet_arg(p)
-
-    def run(args) -> None:
-        _run_baseline(args, notice)
-
-    p.set_defaults(func=run)
+    p.set_defaults(func=_run_baseline)
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -151,7 +139,7 @@ def _check_device(device: str) -> None:
         raise DiffmstError(f"--device {device}: cannot be used ({e})") from None
 
 
-def _run_optimize(args, notice: Notify) -> None:
+def _run_optimize(args) -> None:
     """``diffmst optimize``: see :func:`_add_optimize`."""
     import torch
 
@@ -177,12 +165,11 @@ def _run_optimize(args, notice: Notify) -> None:
         result = optimize(tracks, reference, notify=reporter.notice,
                           progress=lambda step, total, loss: update(step, total, loss=f"{loss:.4f}"), **kwargs)
     out.mkdir(exist_ok=True)
-    paths = result.save(out, overwrite=args.overwrite, bit_depth=args.bit_depth, plot=not args.no_plot,
-                        notify=notice)
+    rep = result.report()  # measures the whole mix: once, for the files and the summary
+    paths = result.save(out, overwrite=args.overwrite, bit_depth=args.bit_depth, plot=not args.no_plot, report=rep)
     el, op = result.song_af["equal_loudness"], result.song_af["optimized"]
     terms = ", ".join(f"{k} {el[k]:.4f} -> {op[k]:.4f}" for k in ("rms", "crest", "width", "imbalance", "bark"))
     print(f"AF (paper, whole song): {el['total']:.4f} (equal loudness) -> {op['total']:.4f} (optimised)  [{terms}]")
-    rep = result.report()
     out_, ref_ = rep["output"], rep["reference_level"]
     print(f"mix: {out_['lufs']} LUFS, true peak {out_['true_peak_dbtp']} dBTP (reference: {ref_['lufs']} LUFS, "
           f"{ref_['true_peak_dbtp']} dBTP); {result.timings.get('total', 0):.1f} s ({len(result.history)} steps)")
@@ -190,7 +177,7 @@ def _run_optimize(args, notice: Notify) -> None:
         print(f"{key + ':':10s}{p}")
 
 
-def _run_baseline(args, notice: Notify) -> None:
+def _run_baseline(args) -> None:
     """``diffmst baseline``: the equal-loudness mix of TRACKS."""
     from ..audio import check_audio_output, check_distinct, check_output, find_audio, load_tracks, write_audio
     from ..pipeline.baseline import equal_loudness_mix
@@ -201,14 +188,14 @@ def _run_baseline(args, notice: Notify) -> None:
     check_distinct([args.output] + ([args.params] if args.params else []), find_audio(args.tracks))
     tracks = load_tracks(args.tracks, notify=notice)
     mix, settings = equal_loudness_mix(tracks, args.lufs, args.peak, notify=notice)
-    write_audio(args.output, mix, tracks.sample_rate, args.bit_depth, args.overwrite, notify=notice)
+    write_audio(args.output, mix, tracks.sample_rate, args.bit_depth, args.overwrite)
     print(args.output)
     if args.params:
         settings.save(args.params, overwrite=args.overwrite)
         print(args.params)
 
 
-def _run_analyze(args, notice) -> None:
+def _run_analyze(args) -> None:
     """``diffmst analyze FILE [REFERENCE]``: style features as a table, optionally a plot."""
     import json
 
@@ -227,7 +214,7 @@ def _run_analyze(args, notice) -> None:
         check_plot_output(args.plot, args.overwrite)
         check_distinct([args.plot], [f for f in files if Path(f).exists()])
     if args.metric == "paper":
-        return _analyze_paper(files, args, notice)
+        return _analyze_paper(files, args)
     feats: dict[str, dict] = {}
     extra: list[list[str]] = [["file's own loudness (LUFS)"], ["file's own peak (dBFS)"]]
     prepared = []
@@ -275,7 +262,7 @@ def _run_analyze(args, notice) -> None:
         print(args.plot)
 
 
-def _analyze_paper(files: Sequence[str], args, notice) -> None:
+def _analyze_paper(files: Sequence[str], args) -> None:
     """``analyze --metric paper``: the paper's measure on the whole files (DC removed, at
     -16 LUFS, at the last file's rate: a mix is resampled to its reference's)."""
     import json

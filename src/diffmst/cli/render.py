@@ -29,7 +29,7 @@ def render_song(track_inputs, settings_path, output, bit_depth="24", overwrite=F
     audio = torch.from_numpy(tracks.audio)[None, :, None]
     with RichReporter(quiet).task("rendering") as update:
         mix = render(audio, tp[None], settings.master_params[None], tracks.sample_rate, progress=update)
-    return write_audio(output, mix[0].numpy(), tracks.sample_rate, bit_depth, overwrite, notify=notice)
+    return write_audio(output, mix[0].numpy(), tracks.sample_rate, bit_depth, overwrite)
 
 
 def _cmd_render(args) -> None:

@@ -32,7 +32,7 @@ class Options:
     peak_dbtp: float = PEAK_DBFS          # the output's true peak never passes this
     seed: int = 0
     device: str = "cpu"
-    link_stereo: bool = True              # a stereo file's L/R share their settings, pans mirrored
+    link_stereo: bool = True              # a stereo file's L/R share gain, EQ and compressor (own pans)
 
 
 def check_options(o: Options) -> None:

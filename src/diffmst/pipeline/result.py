@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from ..fileio import atomic_write_text
-from .song import Notify, quiet
 
 OUTPUT_FILES = {"mix": "mix.wav", "settings": "settings.json", "report": "report.json", "plot": "report.png"}
 
@@ -55,9 +54,10 @@ class MixResult:
         }
 
     def save(self, outdir: str | os.PathLike, overwrite: bool = False, bit_depth: str = "24",
-             plot: bool = True, notify: Notify = quiet) -> dict[str, Path]:
+             plot: bool = True, report: dict | None = None) -> dict[str, Path]:
         """Write ``mix.wav``, ``settings.json``, ``report.json`` and ``report.png`` into
-        ``outdir`` (created; existing files are kept unless ``overwrite``)."""
+        ``outdir`` (created; existing files are kept unless ``overwrite``). ``report``:
+        :meth:`report`'s result when the caller has it already (it measures the whole mix)."""
         from ..audio import check_output, write_audio
 
         out = Path(outdir)
@@ -65,9 +65,9 @@ class MixResult:
         paths = {key: out / name for key, name in OUTPUT_FILES.items() if plot or key != "plot"}
         for p in paths.values():
             check_output(p, overwrite)
-        write_audio(paths["mix"], self.mix, self.sample_rate, bit_depth, overwrite, notify=notify)
+        write_audio(paths["mix"], self.mix, self.sample_rate, bit_depth, overwrite)
         self.settings.save(paths["settings"], overwrite=overwrite)
-        report = self.report()  # measures the whole mix (loudness, true peak): once
+        report = report or self.report()  # measures the whole mix (loudness, true peak): once
         atomic_write_text(paths["report"], json.dumps(report, indent=1) + "\n")
         if plot:
             from ..report import plot_optimize_report
