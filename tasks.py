@@ -6,7 +6,8 @@
 
 Other tasks: ``bench`` (benchmarks, installs the benchmark extra), ``slow`` (slow tests),
 ``data`` (generate the default training corpus into ``data/corpus``; extra arguments go to
-``diffmst data generate``).
+``diffmst data generate``), ``train`` (the shipped model's corpus and both training
+stages, resumable: see docs/model.md).
 The virtual environment is ``.venv`` here (``DIFFMST_VENV`` to change it). torch is
 installed first as ``torch==2.13.0`` (``DIFFMST_TORCH`` to change the requirement), the
 CPU build this project's machines keep on disk; a plain ``pip install torch`` elsewhere
@@ -57,14 +58,20 @@ def main(argv: list[str]) -> int:
             print(f"\ndiffmst is installed in {VENV}: run `{activate}` to use the `diffmst` command "
                   f"(or call {BIN / 'diffmst'} directly), then e.g. `diffmst --help`.")
         elif task == "test":
-            setup("[test]")
+            setup("[test,train]")
             run(PY, "-m", "pytest", "-n", "2", "-q", *rest)
         elif task == "slow":
-            setup("[test,bench]")
+            setup("[test,bench,train]")
             run(PY, "-m", "pytest", "-q", "-m", "slow", *rest)
         elif task == "data":  # the default training corpus: 200 songs in data/corpus (resumable)
             setup("[data]")
             run(BIN / "diffmst", "data", "generate", *rest)
+        elif task == "train":  # the shipped model: corpus, stage 1, stage 2 (each resumes)
+            setup("[data,train]")
+            run(BIN / "diffmst", "data", "generate", "--songs", "200", "--sample-rate", "22050",
+                "-o", "data/corpus22", "--seed", "0")
+            for stage in ("compact-method1", "compact-method2"):
+                run(BIN / "diffmst", "train", "--config", stage, *rest)
         elif task == "bench":
             setup("[bench]")
             for script in sorted((ROOT / "benchmarks").glob("*.py")):

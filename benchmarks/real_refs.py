@@ -33,6 +33,10 @@ Methods (columns; seconds are wall time per song, from the stems on disk):
   equal-loudness mix. A song it fails on is reported with the error and no numbers.
 * ``ours``: :func:`diffmst.optimize` with its defaults (the command line's; ``--ours-steps``
   overrides the step count, for smoke runs only); its ``timings`` go to the JSON rows.
+* ``network``: :func:`diffmst.mix` with ``method="network", refine=0``: the network alone
+  (``--weights``, default the shipped model), finished like ``ours``.
+* ``network+refine``: :func:`diffmst.mix` with its defaults (the network, then
+  ``NETWORK_REFINE`` optimisation steps; ``--refine`` to change them).
 * ``dasp`` (only with ``--dasp-steps N`` > 0; slow): plain Adam (``--dasp-lr``, no
   schedule, no prior, best-so-far kept) on the paper's dasp-pytorch console
   (``dasp_console`` of ``benchmarks/console_speed.py``) over the **whole** song at its own
@@ -106,7 +110,7 @@ REFERENCES: tuple[Reference, ...] = (
 GENERATE_ARGS = ["data", "generate", "--songs", "12", "--seconds", "30", "40", "--stems", "6", "10", "--seed", "7"]
 DEFAULT_SONGS_DIR = os.path.join(REPO, "data", "bench-songs")
 
-METHODS = ("equal", "matchering", "ours", "dasp")
+METHODS = ("equal", "matchering", "ours", "network", "network+refine", "dasp")
 TERMS = ("rms", "crest", "width", "imbalance", "bark")
 LOUDNESS_TOL_LU = 0.5
 PEAK_LIMIT_DBTP = -1.0
@@ -213,6 +217,16 @@ def run_ours(song: Path, ref_path: str, steps: int | None = None) -> MixResult:
     res = optimize(song, ref_path, notify=notify, progress=progress, **kwargs)
     extra = {"timings": {k: round(v, 3) for k, v in res.timings.items()}, "target": res.target,
              "af_windows": res.af}
+    return res.mix, res.sample_rate, extra
+
+
+def run_network(song: Path, ref_path: str, refine: int | None, weights: str | None) -> MixResult:
+    """:func:`diffmst.mix` from the network's settings, refined ``refine`` steps."""
+    from diffmst import mix
+
+    res = mix(song, ref_path, method="network", refine=refine, model=weights)
+    extra = {"timings": {k: round(v, 3) for k, v in res.timings.items()}, "target": res.target,
+             "af_windows": res.af, "refine": len(res.history)}
     return res.mix, res.sample_rate, extra
 
 
@@ -376,6 +390,14 @@ def run_pair(song: Path, ref_info: Reference, methods: list[str], args: argparse
         r = new_row("ours")
         run_method(r, lambda: run_ours(song, ref_info.path, args.ours_steps), ref, ref_sr)
         add(r)
+    if "network" in methods:
+        r = new_row("network")
+        run_method(r, lambda: run_network(song, ref_info.path, 0, args.weights), ref, ref_sr)
+        add(r)
+    if "network+refine" in methods:
+        r = new_row("network+refine")
+        run_method(r, lambda: run_network(song, ref_info.path, args.refine, args.weights), ref, ref_sr)
+        add(r)
     if "dasp" in methods:
         r = new_row("dasp")
         run_method(r, lambda: run_dasp(song, ref, ref_sr, args.dasp_steps, args.dasp_lr), ref, ref_sr)
@@ -443,17 +465,19 @@ def print_summary(rows: list[Row], methods: list[str]) -> None:
         secs = statistics.fmean(r.seconds for r in done)
         print(f"| {m} | {n} | {terms} | **{statistics.fmean(totals):.4f}** | {statistics.median(totals):.4f} | "
               f"{below} | {loud}/{n} | {peak}/{n} | {both}/{n} | {failed} | {secs:.1f} |")
-    if "ours" in methods:
-        ours = [r for r in rows if r.method == "ours" and r.ok]
+    for mine in ("ours", "network", "network+refine"):
+        if mine not in methods:
+            continue
+        ours = [r for r in rows if r.method == mine and r.ok]
         parts = []
-        for other in ("equal", "matchering"):
-            if other in methods:
-                won, n = _beats(rows, "ours", other)
+        for other in ("equal", "matchering", "ours"):
+            if other in methods and other != mine:
+                won, n = _beats(rows, mine, other)
                 parts.append(f"AF total below {other}'s on {won}/{n} songs")
         n = len(ours)
         parts.append(f"loudness within {LOUDNESS_TOL_LU} LU of the reference's on {sum(r.loudness_ok for r in ours)}/{n}")
         parts.append(f"true peak at or below {PEAK_LIMIT_DBTP:g} dBTP on {sum(r.peak_ok for r in ours)}/{n}")
-        print("\nours: " + "; ".join(parts))
+        print(f"\n{mine}: " + "; ".join(parts))
 
 
 # ----------------------------------------------------------------------------- main
@@ -470,6 +494,9 @@ def main() -> None:
     ap.add_argument("--json", default="", metavar="PATH", help="write all rows (and the run's details) as JSON")
     ap.add_argument("--ours-steps", type=int, default=None,
                     help="Adam steps of ours (default: diffmst.optimize's; fewer only for smoke runs)")
+    ap.add_argument("--weights", default=None, help="network weights (default: the shipped model)")
+    ap.add_argument("--refine", type=int, default=None, help="refinement steps of network+refine "
+                    "(default: diffmst.mix's)")
     ap.add_argument("--dasp-steps", type=int, default=0, help="Adam steps of the dasp method (0: dasp skipped)")
     ap.add_argument("--dasp-lr", type=float, default=0.05, help="Adam learning rate of the dasp method")
     args = ap.parse_args()

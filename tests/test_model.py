@@ -152,7 +152,7 @@ def test_a_tiny_model_learns_two_fixed_examples_through_the_console():
     af, ref_features = AFLoss(sr), style_features(ref, sr)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
-    for _ in range(40):
+    for _ in range(80):
         tu, mu = model(x, ref)
         mix = console(x[:, :, None], denormalize(tu, TRACK_PARAMS), denormalize(mu, MASTER_PARAMS), sr, limit=False)[0]
         loss, _ = af(style_features(mix, sr), ref_features)
@@ -160,4 +160,4 @@ def test_a_tiny_model_learns_two_fixed_examples_through_the_console():
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    assert min(losses[-5:]) <= 0.5 * losses[0], losses[::5]
+    assert min(losses[-10:]) <= 0.5 * losses[0], losses[::5]

@@ -8,7 +8,7 @@ from . import threads as _threads
 
 _threads.configure()
 
-from .pipeline.api import optimize  # noqa: E402  (light: torch loads on first call)
+from .pipeline.api import mix, optimize, predict  # noqa: E402  (light: torch loads on first call)
 from .pipeline.baseline import equal_loudness_mix  # noqa: E402
 
-__all__ = ["__version__", "equal_loudness_mix", "optimize"]
+__all__ = ["__version__", "equal_loudness_mix", "mix", "optimize", "predict"]

@@ -16,12 +16,14 @@ from typing import Callable
 from ..errors import DiffmstError
 from .common import EXIT_USAGE
 from .data import _add_data
-from .mixing import _add_analyze, _add_baseline, _add_optimize
+from .mixing import _add_analyze, _add_baseline, _add_mix, _add_optimize, _add_predict
 from .render import _add_demo, _add_params, _add_render
+from .train import _add_train
 
 # ----------------------------------------------------------------------------- main
 
-COMMANDS: list[Callable] = [_add_render, _add_params, _add_demo, _add_data, _add_optimize, _add_analyze, _add_baseline]
+COMMANDS: list[Callable] = [_add_mix, _add_render, _add_params, _add_demo, _add_data, _add_optimize, _add_predict, _add_analyze, _add_baseline,
+                               _add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:

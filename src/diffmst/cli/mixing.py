@@ -1,4 +1,4 @@
-"""`diffmst optimize`, `analyze` and `baseline`."""
+"""`diffmst optimize`, `predict`, `analyze` and `baseline`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,27 @@ from .common import (RichReporter, _audio_output_args, _bit_depth_arg, _float_ab
 # ----------------------------------------------------------------------------- optimize / analyze / baseline
 
 
+def _add_mix(sub) -> None:
+    from ..pipeline.api import METHODS, NETWORK_REFINE
+
+    p = sub.add_parser("mix", help="mix tracks like a reference (the network, refined)",
+                       description="Mix TRACKS in the style of REFERENCE: the Diff-MST network predicts every "
+                                   "console setting, a few optimisation steps refine them on the paper's AF "
+                                   "measure, and the whole song is rendered at the reference's loudness through a "
+                                   "true-peak limiter (never above -1 dBTP). Writes OUTDIR/mix.wav, settings.json "
+                                   "(renders the same mix with `diffmst render`), report.json and report.png.")
+    p.add_argument("--method", choices=METHODS, default="network",
+                   help="where the settings start: the network's prediction, equal loudness refined by "
+                        "optimisation alone (= `diffmst optimize`), or equal loudness as it is (default: network)")
+    p.add_argument("--refine", type=_int_in(0, 100_000), metavar="STEPS",
+                   help=f"optimisation steps after the start (default: {NETWORK_REFINE} after the network, "
+                        f"{Options.steps} for optimize, 0 for equal-loudness; 0 = the start alone)")
+    p.add_argument("--weights", "-w", help="network weights (.safetensors; default: the shipped compact model)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary instead of text")
+    _song_args(p)
+    p.set_defaults(func=_run_mix)
+
+
 def _add_optimize(sub) -> None:
     o = Options()
     p = sub.add_parser("optimize", help="mix tracks like a reference by optimising the console (no network)",
@@ -27,13 +48,20 @@ def _add_optimize(sub) -> None:
                                    "render the whole song at the reference's loudness through a true-peak limiter "
                                    "(never above -1 dBTP). Writes OUTDIR/mix.wav, settings.json (renders the same "
                                    "mix with `diffmst render`), report.json and report.png.")
+    p.add_argument("--steps", type=_int_in(0, 100_000), default=o.steps, help=f"Adam steps (default: {o.steps})")
+    _song_args(p)
+    p.set_defaults(func=_run_optimize)
+
+
+def _song_args(p) -> None:
+    """What `mix` and `optimize` share: inputs, output, refinement and finishing options."""
+    o = Options()
     p.add_argument("inputs", nargs="+", metavar="PATH",
                    help="TRACKS... REFERENCE: folders of audio files, or audio files; the last one is the "
                         "reference mix (one audio file), unless the reference is given with --reference")
     p.add_argument("--reference", "-r", help="the reference mix; then every positional argument is a track "
                    "(needed when the reference sits in the tracks' folder)")
     p.add_argument("--output", "-o", required=True, help="output folder")
-    p.add_argument("--steps", type=_int_in(0, 100_000), default=o.steps, help=f"Adam steps (default: {o.steps})")
     p.add_argument("--lr", type=_float_above(0.0, 10.0), default=o.lr,
                    help=f"learning rate, normalised units (default: {o.lr:g})")
     p.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0, help="window placement seed (default: 0)")
@@ -60,7 +88,37 @@ def _add_optimize(sub) -> None:
     p.add_argument("--no-plot", action="store_true", help="do not write report.png")
     _overwrite_arg(p)
     _quiet_arg(p)
-    p.set_defaults(func=_run_optimize)
+
+
+def _add_predict(sub) -> None:
+    o = Options()
+    p = sub.add_parser("predict", help="the network's console settings for tracks and a reference",
+                       description="Predict the console settings that mix TRACKS like REFERENCE with the Diff-MST "
+                                   "network (one forward pass over a few windows of the song; the shipped compact "
+                                   "model unless --weights), finished to the reference's loudness through the "
+                                   "master's true-peak limiter. Writes a settings JSON; `diffmst render TRACKS -p "
+                                   "SETTINGS -o mix.wav` renders the mix.")
+    p.add_argument("inputs", nargs="+", metavar="PATH",
+                   help="TRACKS... REFERENCE: folders of audio files, or audio files; the last one is the "
+                        "reference mix (one audio file), unless the reference is given with --reference")
+    p.add_argument("--reference", "-r", help="the reference mix; then every positional argument is a track")
+    p.add_argument("--output", "-o", required=True, help="settings JSON to write")
+    p.add_argument("--weights", "-w", help="network weights (.safetensors; default: the shipped compact model)")
+    p.add_argument("--windows", type=_int_in(1, 64), default=o.windows,
+                   help=f"windows of the song the network hears (default: {o.windows})")
+    p.add_argument("--window", type=_float_in(0.5, 60.0, "s"), default=o.window_s,
+                   help=f"window length in seconds (default: {o.window_s:g})")
+    p.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0, help="window placement seed (default: 0)")
+    p.add_argument("--loudness", type=_loudness_arg, default=o.loudness, metavar="reference|LUFS",
+                   help="loudness of the mix: 'reference' or a number in LUFS (default: reference)")
+    p.add_argument("--peak", type=_float_in(-20.0, 0.0, "dBTP"), default=o.peak_dbtp,
+                   help=f"the mix's true peak never passes this (default: {o.peak_dbtp:g} dBTP)")
+    p.add_argument("--unlink-stereo", action="store_true",
+                   help="predict a stereo file's L and R as unrelated tracks (default: they share all but the pan)")
+    p.add_argument("--device", default="cpu", help="torch device for the network (default: cpu)")
+    _overwrite_arg(p)
+    _quiet_arg(p)
+    p.set_defaults(func=_run_predict)
 
 
 def _add_analyze(sub) -> None:
@@ -140,41 +198,76 @@ def _check_device(device: str) -> None:
 
 
 def _run_optimize(args) -> None:
-    """``diffmst optimize``: see :func:`_add_optimize`."""
+    """``diffmst optimize``: ``mix --method optimize --refine STEPS``."""
+    args.method, args.refine, args.weights, args.json = "optimize", args.steps, None, False
+    _run_mix(args)
+
+
+def _run_mix(args) -> None:
+    """``diffmst mix`` (and ``optimize``): see :func:`_add_mix`."""
+    import json
+
     import torch
 
     from ..audio import check_distinct, find_audio, output_format
-    from ..pipeline.api import optimize
+    from ..pipeline.api import NETWORK_REFINE, mix
 
     out = Path(args.output)
     tracks, reference = split_reference(args.inputs, args.reference, notice)
     _check_outdir(out, args.overwrite)
     output_format(out / OUTPUT_FILES["mix"], args.bit_depth)
-    check_distinct([out / name for name in OUTPUT_FILES.values()], [*find_audio(tracks), reference])
+    check_distinct([out / name for name in OUTPUT_FILES.values()],
+                   [*find_audio(tracks), reference] + ([args.weights] if args.weights else []))
     _check_device(args.device)
     if args.threads:
         import numba
 
         torch.set_num_threads(args.threads)
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    kwargs = dict(steps=args.steps, lr=args.lr, analysis_sr=args.analysis_sr, windows=args.windows,
-                  window_s=args.window, prior=args.prior, seed=args.seed, device=args.device,
+    steps = args.refine if args.refine is not None else \
+        {"network": NETWORK_REFINE, "optimize": Options.steps}.get(args.method, 0)
+    kwargs = dict(method=args.method, refine=steps, model=args.weights, lr=args.lr, analysis_sr=args.analysis_sr,
+                  windows=args.windows, window_s=args.window, prior=args.prior, seed=args.seed, device=args.device,
                   loudness=args.loudness, peak_dbtp=args.peak, link_stereo=not args.unlink_stereo)
-    reporter = RichReporter(args.quiet)
-    with reporter.task("optimising", args.steps, loss="...") as update:
-        result = optimize(tracks, reference, notify=reporter.notice,
-                          progress=lambda step, total, loss: update(step, total, loss=f"{loss:.4f}"), **kwargs)
+    reporter = RichReporter(args.quiet or args.json)
+    with reporter.task("mixing" if args.method != "optimize" else "optimising", steps, loss="...") as update:
+        result = mix(tracks, reference, notify=reporter.notice,
+                     progress=lambda step, total, loss: update(step, total, loss=f"{loss:.4f}"), **kwargs)
     out.mkdir(exist_ok=True)
     rep = result.report()  # measures the whole mix: once, for the files and the summary
     paths = result.save(out, overwrite=args.overwrite, bit_depth=args.bit_depth, plot=not args.no_plot, report=rep)
     el, op = result.song_af["equal_loudness"], result.song_af["optimized"]
-    terms = ", ".join(f"{k} {el[k]:.4f} -> {op[k]:.4f}" for k in ("rms", "crest", "width", "imbalance", "bark"))
-    print(f"AF (paper, whole song): {el['total']:.4f} (equal loudness) -> {op['total']:.4f} (optimised)  [{terms}]")
     out_, ref_ = rep["output"], rep["reference_level"]
+    if args.json:
+        print(json.dumps({"method": args.method, "refine": steps, "af_song": result.song_af, "output": out_,
+                          "reference_level": ref_, "timings_s": rep["timings_s"],
+                          "files": {k: str(p) for k, p in paths.items()}}, indent=1))
+        return
+    terms = ", ".join(f"{k} {el[k]:.4f} -> {op[k]:.4f}" for k in ("rms", "crest", "width", "imbalance", "bark"))
+    label = {"optimize": "optimised", "network": "network" + (f" + {steps} steps" if steps else "")}.get(
+        args.method, "equal loudness")
+    print(f"AF (paper, whole song): {el['total']:.4f} (equal loudness) -> {op['total']:.4f} ({label})  [{terms}]")
     print(f"mix: {out_['lufs']} LUFS, true peak {out_['true_peak_dbtp']} dBTP (reference: {ref_['lufs']} LUFS, "
           f"{ref_['true_peak_dbtp']} dBTP); {result.timings.get('total', 0):.1f} s ({len(result.history)} steps)")
     for key, p in paths.items():
         print(f"{key + ':':10s}{p}")
+
+
+def _run_predict(args) -> None:
+    """``diffmst predict``: see :func:`_add_predict`."""
+    from ..audio import check_distinct, check_output, find_audio
+    from ..pipeline.api import predict
+
+    tracks, reference = split_reference(args.inputs, args.reference, notice)
+    check_output(args.output, args.overwrite)
+    check_distinct([args.output], [*find_audio(tracks), reference] + ([args.weights] if args.weights else []))
+    _check_device(args.device)
+    with RichReporter(args.quiet).task("predicting"):
+        settings = predict(tracks, reference, model=args.weights, windows=args.windows, window_s=args.window,
+                           loudness=args.loudness, peak_dbtp=args.peak, seed=args.seed,
+                           link_stereo=not args.unlink_stereo, device=args.device, notify=notice)
+    settings.save(args.output, overwrite=args.overwrite)
+    print(args.output)
 
 
 def _run_baseline(args) -> None:

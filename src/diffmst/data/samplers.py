@@ -297,6 +297,16 @@ def soft_clip(x: np.ndarray, ceiling_db: float = -1.0, knee: float = 0.5) -> np.
     return np.where(a > k, np.sign(x) * over, x).astype(np.float32)
 
 
+def _subset(source: MultitrackSource, songs: Sequence[str] | None) -> list[str]:
+    """``source``'s songs, or those of ``songs`` (e.g. a training split; unknown names are an error)."""
+    if songs is None:
+        return source.songs()
+    unknown = sorted(set(songs) - set(source.songs()))
+    if unknown:
+        raise DiffmstError(f"{source.root}: no song(s) named {', '.join(unknown[:5])}")
+    return [s for s in source.songs() if s in set(songs)]
+
+
 class _Base(Dataset):
     """Shared plumbing: per-index random generator, segment search, item count."""
 
@@ -359,6 +369,7 @@ class Method1Dataset(_Base):
             half; up to ``max_tries`` starts are tried.
         dc_block: high-pass the tracks at 20 Hz before normalising.
         return_tracks_a: also return ``tracks_a`` (``T_A``).
+        songs: draw only from these songs of ``source`` (a training or validation split).
 
     Items are dicts:
 
@@ -389,6 +400,7 @@ class Method1Dataset(_Base):
         max_tries: int = 8,
         dc_block: bool = True,
         return_tracks_a: bool = False,
+        songs: Sequence[str] | None = None,
     ):
         super().__init__(source, sample_rate=sample_rate, items_per_epoch=items_per_epoch, seed=seed,
                          silence_db=silence_db, min_active=min_active, max_tries=max_tries, dc=dc_block)
@@ -400,7 +412,7 @@ class Method1Dataset(_Base):
         self.track_lufs = track_lufs
         self.reference_lufs = reference_lufs
         self.return_tracks_a = return_tracks_a
-        self.songs = [s for s in source.songs() if min(st.channels for st in source.stems(s)) <= max_tracks]
+        self.songs = [s for s in _subset(source, songs) if min(st.channels for st in source.stems(s)) <= max_tracks]
         if not self.songs:
             raise DiffmstError(f"{source.root}: no song has a stem that fits in {max_tracks} track(s)")
 
@@ -447,13 +459,16 @@ class GeneratedReferences:
     pushed to ``master_lufs`` (drawn uniformly) and a soft clipper at -1 dBFS.
 
     Same reading interface as :class:`ReferenceSource`, plus an optional ``generator``
-    for the settings (default: seeded by song and start, so reads repeat).
+    for the settings (default: seeded by song and start, so reads repeat). ``songs``
+    restricts the songs mixed (a split).
     """
 
     def __init__(self, source: MultitrackSource, max_tracks: int = 32,
                  settings: SettingsDistribution | None = None,
-                 master_lufs: tuple[float, float] = (-14.0, -9.0), dc_block: bool = True):
+                 master_lufs: tuple[float, float] = (-14.0, -9.0), dc_block: bool = True,
+                 songs: Sequence[str] | None = None):
         self.source = source
+        self._songs = _subset(source, songs)
         self.root = source.root
         self.max_tracks = max_tracks
         self.settings = settings or SettingsDistribution.mastering()
@@ -461,10 +476,10 @@ class GeneratedReferences:
         self.dc = dc_block
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(self._songs)
 
     def songs(self) -> list[str]:
-        return self.source.songs()
+        return list(self._songs)
 
     def song_name(self, song: str) -> str:
         return song
@@ -501,6 +516,7 @@ class Method2Dataset(_Base):
             ``max_tracks``. Songs with fewer than ``min_tracks`` tracks are not used.
         segment_s: length of the tracks' segment; ``reference_s`` of the reference's
             (default: the same).
+        songs: draw songs A only from these songs of ``source`` (a split).
 
     Items are dicts: ``tracks (N, 1, S)`` (-48 LUFS each), ``mask (N,)``, ``reference
     (2, R)`` (-16 LUFS), ``song``, ``reference_song``, ``track_names``, ``start_s``,
@@ -525,6 +541,7 @@ class Method2Dataset(_Base):
         reference_silence_lufs: float = -50.0,
         max_tries: int = 8,
         dc_block: bool = True,
+        songs: Sequence[str] | None = None,
     ):
         super().__init__(source, sample_rate=sample_rate, items_per_epoch=items_per_epoch, seed=seed,
                          silence_db=silence_db, min_active=min_active, max_tries=max_tries, dc=dc_block)
@@ -536,7 +553,7 @@ class Method2Dataset(_Base):
         self.references = references if references is not None else GeneratedReferences(source)
         self.track_lufs, self.reference_lufs = track_lufs, reference_lufs
         self.reference_silence_lufs = reference_silence_lufs
-        self.songs = [s for s in source.songs() if len(source.tracks(s)) >= min_tracks]
+        self.songs = [s for s in _subset(source, songs) if len(source.tracks(s)) >= min_tracks]
         if not self.songs:
             raise DiffmstError(f"{source.root}: no song has at least {min_tracks} tracks")
         self.reference_songs = self.references.songs()

@@ -16,8 +16,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..console.params import MASTER_PARAMS, TRACK_PARAMS
+from ..console.params import MASTER_PARAMS, TRACK_PARAMS, defaults, normalize
 from .config import COMPACT, ModelConfig
+
+
+def band_matrix(sample_rate: int, n_fft: int, bands: int, fmin: float) -> torch.Tensor:
+    """``(n_fft // 2 + 1, bands)`` triangular filters with centres log-spaced from ``fmin``
+    to Nyquist, each at least one bin wide (so none is empty at low frequencies)."""
+    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    edges = torch.logspace(torch.log10(torch.tensor(fmin)), torch.log10(torch.tensor(sample_rate / 2)),
+                           bands + 2, dtype=torch.float64)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    bin_hz = sample_rate / n_fft
+    up = (freqs - lo) / (mid - lo).clamp_min(bin_hz)
+    down = (hi - freqs) / (hi - mid).clamp_min(bin_hz)
+    tri = torch.minimum(up, down).clamp(0, 1)               # (bands, bins)
+    nearest = (freqs[None] - mid).abs().argmin(1)          # a band narrower than a bin: its nearest bin
+    rows = torch.arange(bands)
+    tri[rows, nearest] = tri[rows, nearest].clamp_min(1.0)
+    return (tri / tri.sum(1, keepdim=True)).T.float()      # each band: a weighted mean of its bins
 
 
 class SpectrogramEncoder(nn.Module):
@@ -31,21 +48,37 @@ class SpectrogramEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        if config.bands:
+            fb = band_matrix(config.sample_rate, config.n_fft, config.bands, config.fmin)
+            self.register_buffer("bands", fb, persistent=False)
+        else:
+            self.bands = None
         blocks, c_in = [], 1
         for c in config.channels:
             # GroupNorm(1, c): per signal, so padded tracks in a batch change nothing (BatchNorm would)
             blocks += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(1, c), nn.GELU()]
             c_in = c
         self.cnn = nn.Sequential(*blocks)
-        self.out = nn.Linear(2 * c_in, config.dim)
+        # the CNN's GroupNorm hides each signal's level and spectrum; they are what a mix
+        # is made of, so each band's mean log power and its spread over time join the
+        # pooled CNN features (with bands; without, the CNN alone)
+        self.stats = 2 * config.bands
+        self.out = nn.Linear(2 * c_in + self.stats, config.dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
         spec = torch.stft(x, c.n_fft, c.hop, window=self.window, center=True, return_complex=True)
-        mag = spec.abs().clamp_min(1e-8) ** c.compress           # (batch, freq, frames)
+        mag = spec.abs()                                         # (batch, freq, frames)
+        if self.bands is not None:
+            mag = torch.einsum("bft,fk->bkt", mag, self.bands)  # (batch, bands, frames)
+        feats = []
+        if self.stats:
+            log_pow = torch.log10(mag.square() + 1e-10)         # (batch, bands, frames), bels
+            feats = [log_pow.mean(-1) / 10 + 0.5, log_pow.std(-1)]   # about unit scale at -48 LUFS
+        mag = mag.clamp_min(1e-8) ** c.compress
         h = self.cnn(mag[:, None])                               # (batch, C, freq', frames')
         h = h.mean(2)                                            # over frequency: (batch, C, frames')
-        pooled = torch.cat([h.mean(-1), h.amax(-1)], -1)          # over time: mean and max
+        pooled = torch.cat([h.mean(-1), h.amax(-1), *feats], -1)  # over time: mean and max
         return self.out(pooled)
 
 
@@ -74,6 +107,14 @@ class DiffMST(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.track_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, len(TRACK_PARAMS)))
         self.master_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, len(MASTER_PARAMS)))
+        # an untrained network predicts (close to) the console's neutral settings: unity
+        # gains, flat EQ, compressors barely on, centred; training moves away from there
+        # rather than from the middle of every range (a 3:1 compressor at -30 dB)
+        for head, specs in ((self.track_head, TRACK_PARAMS), (self.master_head, MASTER_PARAMS)):
+            u = normalize(defaults(specs), specs).clamp(0.1, 0.9)  # not where the sigmoid is flat
+            with torch.no_grad():
+                head[-1].weight.mul_(0.1)
+                head[-1].bias.copy_(torch.log(u / (1 - u)))
 
     def embed(self, audio: torch.Tensor) -> torch.Tensor:
         """``(batch, n, samples)`` -> ``(batch, n, dim)``: every signal encoded on its own."""

@@ -1,5 +1,11 @@
 """The network's settings for a whole song: windows over the tracks and the reference,
-their embeddings pooled, one pass of the controller."""
+their embeddings pooled, one pass of the controller.
+
+The network was trained on tracks at -48 LUFS each and references at -16 LUFS
+(:mod:`diffmst.data.samplers`); a song's tracks and reference are brought there before
+encoding, and each track's predicted input gain then takes its own level offset back, so
+the settings apply to the tracks as they are (gain and EQ are linear and come first in
+the strip, so this is exact)."""
 
 from __future__ import annotations
 
@@ -31,11 +37,26 @@ def predict_settings(model: DiffMST, tracks, reference: np.ndarray, reference_sr
     """
     from ..console import MASTER_PARAMS, TRACK_PARAMS, Settings, denormalize
     from ..pipeline.refine import StereoTie
+    from ..pipeline.song import source_groups
+
+    from ..console.params import TRACK_INDEX
+    from ..data.samplers import REFERENCE_LUFS, TRACK_LUFS
+    from ..loudness import loudness_batch_np
 
     model.eval()
     sr = model.config.sample_rate
     audio = _resample(tracks.audio, tracks.sample_rate, sr)
     ref = _resample(reference, reference_sr, sr)
+    # each track to -48 LUFS (a silent one counts as -70), the reference to -16 LUFS; a
+    # linked stereo file's two tracks by one offset (their mean level), keeping its balance
+    levels = np.maximum(np.nan_to_num(loudness_batch_np(audio[:, None], sr), nan=-70.0, neginf=-70.0), -70.0)
+    if link_stereo:
+        for idx in source_groups(tracks.names):
+            levels[idx] = levels[idx].mean()
+    offsets = TRACK_LUFS - levels                                       # dB, per track
+    audio = audio * (10 ** (offsets / 20))[:, None].astype(np.float32)
+    ref_level = max(float(np.nan_to_num(loudness_batch_np(ref, sr), nan=-70.0, neginf=-70.0)), -70.0)
+    ref = ref * np.float32(10 ** ((REFERENCE_LUFS - ref_level) / 20))
     length = int(round(window_s * sr))
     rng = np.random.default_rng(seed)
     t_starts = covering_window_starts(audio, sr, length, windows, rng)
@@ -46,5 +67,6 @@ def predict_settings(model: DiffMST, tracks, reference: np.ndarray, reference_sr
                          for s in r_starts]).mean(0)                    # (1, 2, dim)
     track_u, master_u = model.control(t_emb, r_emb)
     track_u = StereoTie(tracks.names, link_stereo).expand(track_u[0].double())
-    return Settings(list(tracks.names), denormalize(track_u, TRACK_PARAMS).float(),
-                    denormalize(master_u[0].double(), MASTER_PARAMS).float())
+    tp = denormalize(track_u, TRACK_PARAMS)
+    tp[:, TRACK_INDEX["gain_db"]] += torch.from_numpy(offsets).double()    # back to the tracks' own levels
+    return Settings(list(tracks.names), tp.float(), denormalize(master_u[0].double(), MASTER_PARAMS).float())

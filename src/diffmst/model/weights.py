@@ -17,6 +17,8 @@ from .network import DiffMST
 
 FORMAT = "diffmst-weights"
 VERSION = 1
+#: the shipped compact model (docs/model.md), loaded when no weights are named
+SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "compact.safetensors"
 
 
 def save_weights(model: DiffMST, path: str | os.PathLike, meta: dict | None = None) -> Path:
@@ -69,3 +71,11 @@ def load_weights(path: str | os.PathLike, config: ModelConfig | None = None,
     except RuntimeError as e:
         raise DiffmstError(f"{path}: the weights do not fit the model ({str(e).splitlines()[0]})") from None
     return model.to(device).eval(), json.loads(header.get("meta", "{}"))
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> tuple[DiffMST, dict]:
+    """The shipped model (``path`` None) or the weights at ``path``: ``(model, meta)``."""
+    if path is None and not SHIPPED.is_file():
+        raise DiffmstError(f"{SHIPPED}: the shipped weights are missing from this install; "
+                           "pass weights of your own (diffmst train)")
+    return load_weights(SHIPPED if path is None else path, device=device)

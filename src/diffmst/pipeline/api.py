@@ -1,5 +1,6 @@
-"""The pipeline's entry points. So far :func:`optimize`, mixing without a network: one
-song's console settings optimised against a reference.
+"""The pipeline's entry points: :func:`predict` (the network's settings for one song, in
+one forward pass) and :func:`optimize` (one song's settings optimised against a
+reference, from equal loudness or from given settings such as the network's).
 
 :func:`optimize` is the song pipeline with the equal-loudness
 settings as the start: song (tracks and reference loaded) -> baseline (every source
@@ -27,7 +28,137 @@ from .result import MixResult, song_af
 from .song import Notify, Progress, as_tracks, load_reference, quiet
 
 
+METHODS = ("network", "optimize", "equal-loudness")
+#: refinement steps after the network by default: a 3-minute 8-track song in about 20 s on 2 cores
+NETWORK_REFINE = 20
+
+
 @reuse_freed_memory()  # a step churns through large tensors: keep freed memory for reuse
+def mix(
+    tracks,
+    reference,
+    *,
+    method: str = "network",
+    refine: int | None = None,
+    model=None,
+    lr: float = Options.lr,
+    analysis_sr: int = Options.analysis_sr,
+    windows: int = Options.windows,
+    window_s: float = Options.window_s,
+    prior: float = Options.prior,
+    weights: dict | None = None,
+    loudness: str | float = Options.loudness,
+    peak_dbtp: float = Options.peak_dbtp,
+    seed: int = Options.seed,
+    device: str = Options.device,
+    link_stereo: bool = Options.link_stereo,
+    sample_rate: int | None = None,
+    reference_sr: int | None = None,
+    track_names: Sequence[str] | None = None,
+    notify: Notify = quiet,
+    progress: Progress | None = None,
+    render: bool = True,
+    console_fn: Callable | None = None,
+) -> MixResult:
+    """Mix ``tracks`` in the style of ``reference``: the whole song, finished, with the
+    settings that made it and the report's numbers.
+
+    The song pipeline: song (tracks and reference loaded) -> start settings -> refine
+    (``refine`` Adam steps on the paper's AF distance over a few windows of the song) ->
+    finish (the whole song at the tracks' rate, at the reference's loudness or the one
+    asked, through the master's true-peak limiter). The start is, by ``method``:
+
+    - ``"network"``: the Diff-MST network's prediction (:func:`predict`'s, before
+      finishing; ``model`` is a weights file or a loaded network, default the shipped
+      one); ``refine`` defaults to :data:`NETWORK_REFINE` (0: the network alone);
+    - ``"optimize"``: equal loudness, refined ``refine`` steps (default
+      :attr:`Options.steps`): :func:`optimize`;
+    - ``"equal-loudness"``: every source equally loud (``refine`` defaults to 0).
+
+    Other arguments as for :func:`optimize` (``weights`` are the AF loss's). Returns a
+    :class:`MixResult` whose ``options["method"]`` says which start was used.
+    """
+    from ..console.limiter import true_peak_db
+    from ..errors import DiffmstError
+    from ..evaluate.metrics import PAPER_LUFS, song_features
+    from ..loudness import loudness_np
+    from .finish import ceiling_for, finish_song
+    from .refine import refine as refine_settings
+    from .refine import start_settings
+
+    if method not in METHODS:
+        raise DiffmstError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    steps = refine if refine is not None else {"network": NETWORK_REFINE, "optimize": Options.steps}.get(method, 0)
+    opts = Options(steps=steps, lr=lr, analysis_sr=analysis_sr, windows=windows, window_s=window_s,
+                   prior=prior, weights=weights, loudness=loudness, peak_dbtp=peak_dbtp,
+                   seed=seed, device=device, link_stereo=link_stereo)
+    check_options(opts)
+    t0 = time.perf_counter()
+    song = as_tracks(tracks, sample_rate, track_names, notify)
+    ref, ref_sr, ref_label = load_reference(reference, reference_sr, notify, min_seconds=window_s)
+    if ref_sr != song.sample_rate:
+        notify(f"{ref_label}: reference is at {ref_sr} Hz, tracks at {song.sample_rate} Hz; "
+               f"both are analysed at {analysis_sr} Hz and the mix keeps {song.sample_rate} Hz")
+    ref_lufs, ref_tp = loudness_np(ref, ref_sr), true_peak_db(ref)
+    out_lufs = ref_lufs if loudness == "reference" else float(loudness)
+    ceiling = ceiling_for(ref_tp, ref_lufs, out_lufs, peak_dbtp)
+    baseline, levels = equal_loudness(song, PAPER_LUFS, peak_dbtp, notify, level_notify=quiet)
+    # equal loudness (thresholds at each input's level, ratio 1: same sound)
+    start = start_settings(baseline, levels, PAPER_LUFS)
+    timings = {}
+    if method == "network":
+        t_n = time.perf_counter()
+        start = _network_settings(model, song, ref, ref_sr, opts)
+        timings["network"] = time.perf_counter() - t_n
+    loaded = time.perf_counter() - t0 - timings.get("network", 0.0)
+    refined = refine_settings(song, ref, ref_sr, start, opts, out_lufs, ceiling, notify=notify, progress=progress,
+                              console_fn=console_fn)
+    timings.update({"prepare": loaded + refined.seconds["prepare"], "optimize": refined.seconds.get("optimize", 0.0)})
+    settings = refined.settings
+    mix_audio = np.zeros((2, 0), np.float32)
+    if render:
+        t_r = time.perf_counter()
+        mix_audio, _ = finish_song(song, settings, out_lufs, ceiling, refined.push_db, notify)
+        timings["render"] = time.perf_counter() - t_r
+    # the paper's measure on the whole songs (what results are judged by)
+    ref_song = song_features(ref, ref_sr)
+    song_afs = {"equal_loudness": song_af(linear_mix(song.audio, baseline), song.sample_rate, ref_song, ref_sr, weights)}
+    if render:
+        song_afs["optimized"] = song_af(mix_audio, song.sample_rate, ref_song, ref_sr, weights)
+    timings["total"] = time.perf_counter() - t0
+    feats, af = refined.features, refined.af
+    options = dict(opts.__dict__)
+    if method != "optimize":  # optimize's report is as it was
+        options["method"] = method
+    return MixResult(
+        settings=settings, baseline=baseline, mix=mix_audio, sample_rate=song.sample_rate, history=refined.history,
+        features={"reference": feats["reference"], "equal_loudness": feats["start"], "optimized": feats["refined"]},
+        af={"equal_loudness": af["start"], "optimized": af["refined"]},
+        song_af=song_afs, windows_s=refined.windows_s, timings=timings,
+        options=options, reference_label=ref_label,
+        reference_level={"lufs": round(ref_lufs, 2), "true_peak_dbtp": round(ref_tp, 2)},
+        target={"lufs": round(out_lufs, 2), "ceiling_dbtp": round(ceiling, 2)},
+    )
+
+
+def _network_settings(model, song, ref: np.ndarray, ref_sr: int, opts: Options):
+    """The network's settings for ``song`` (not finished), within the table."""
+    from ..errors import DiffmstError
+    from ..model.network import DiffMST
+    from ..model.predict import predict_settings
+    from ..model.weights import load_model
+    from .finish import clip_to_table
+
+    net = model if isinstance(model, DiffMST) else load_model(model, opts.device)[0]
+    if len(song.names) > net.config.max_tracks:
+        raise DiffmstError(f"{len(song.names)} tracks; the network takes at most {net.config.max_tracks} "
+                           "(mono tracks, a stereo file counting two)")
+    settings = predict_settings(net, song, ref, ref_sr, windows=opts.windows, window_s=opts.window_s,
+                                seed=opts.seed, link_stereo=opts.link_stereo)
+    clip_to_table(settings)
+    return settings
+
+
 def optimize(
     tracks,
     reference,
@@ -52,7 +183,8 @@ def optimize(
     render: bool = True,
     console_fn: Callable | None = None,
 ) -> MixResult:
-    """Optimise the console settings of one song so its mix matches ``reference``'s style.
+    """Optimise the console settings of one song so its mix matches ``reference``'s style
+    (no network): :func:`mix` with ``method="optimize"``.
 
     Args:
         tracks: folder or audio files, a :class:`~diffmst.audio.Tracks`, or an array
@@ -84,51 +216,49 @@ def optimize(
     Returns:
         :class:`MixResult` (settings, mix at the tracks' rate, report data).
     """
-    from ..console.limiter import true_peak_db
-    from ..evaluate.metrics import PAPER_LUFS, song_features
-    from ..loudness import loudness_np
-    from .finish import ceiling_for, finish_song
-    from .refine import refine, start_settings
+    return mix(tracks, reference, method="optimize", refine=steps, lr=lr, analysis_sr=analysis_sr,
+               windows=windows, window_s=window_s, prior=prior, weights=weights, loudness=loudness,
+               peak_dbtp=peak_dbtp, seed=seed, device=device, link_stereo=link_stereo, sample_rate=sample_rate,
+               reference_sr=reference_sr, track_names=track_names, notify=notify, progress=progress,
+               render=render, console_fn=console_fn)
 
-    opts = Options(steps=steps, lr=lr, analysis_sr=analysis_sr, windows=windows, window_s=window_s,
-                   prior=prior, weights=weights, loudness=loudness, peak_dbtp=peak_dbtp,
-                   seed=seed, device=device, link_stereo=link_stereo)
-    check_options(opts)
-    t0 = time.perf_counter()
-    song = as_tracks(tracks, sample_rate, track_names, notify)
-    ref, ref_sr, ref_label = load_reference(reference, reference_sr, notify, min_seconds=window_s)
-    if ref_sr != song.sample_rate:
-        notify(f"{ref_label}: reference is at {ref_sr} Hz, tracks at {song.sample_rate} Hz; "
-               f"both are analysed at {analysis_sr} Hz and the mix keeps {song.sample_rate} Hz")
-    ref_lufs, ref_tp = loudness_np(ref, ref_sr), true_peak_db(ref)
-    out_lufs = ref_lufs if loudness == "reference" else float(loudness)
-    ceiling = ceiling_for(ref_tp, ref_lufs, out_lufs, peak_dbtp)
-    baseline, levels = equal_loudness(song, PAPER_LUFS, peak_dbtp, notify, level_notify=quiet)
-    # start: equal loudness (thresholds at each input's level, ratio 1: same sound)
-    start = start_settings(baseline, levels, PAPER_LUFS)
-    loaded = time.perf_counter() - t0
-    refined = refine(song, ref, ref_sr, start, opts, out_lufs, ceiling, notify=notify, progress=progress,
-                     console_fn=console_fn)
-    timings = {"prepare": loaded + refined.seconds["prepare"], "optimize": refined.seconds.get("optimize", 0.0)}
-    settings = refined.settings
-    mix = np.zeros((2, 0), np.float32)
-    if render:
-        t_r = time.perf_counter()
-        mix, _ = finish_song(song, settings, out_lufs, ceiling, refined.push_db, notify)
-        timings["render"] = time.perf_counter() - t_r
-    # the paper's measure on the whole songs (what results are judged by)
-    ref_song = song_features(ref, ref_sr)
-    song_afs = {"equal_loudness": song_af(linear_mix(song.audio, baseline), song.sample_rate, ref_song, ref_sr, weights)}
-    if render:
-        song_afs["optimized"] = song_af(mix, song.sample_rate, ref_song, ref_sr, weights)
-    timings["total"] = time.perf_counter() - t0
-    feats, af = refined.features, refined.af
-    return MixResult(
-        settings=settings, baseline=baseline, mix=mix, sample_rate=song.sample_rate, history=refined.history,
-        features={"reference": feats["reference"], "equal_loudness": feats["start"], "optimized": feats["refined"]},
-        af={"equal_loudness": af["start"], "optimized": af["refined"]},
-        song_af=song_afs, windows_s=refined.windows_s, timings=timings,
-        options=dict(opts.__dict__), reference_label=ref_label,
-        reference_level={"lufs": round(ref_lufs, 2), "true_peak_dbtp": round(ref_tp, 2)},
-        target={"lufs": round(out_lufs, 2), "ceiling_dbtp": round(ceiling, 2)},
-    )
+
+def predict(
+    tracks,
+    reference,
+    *,
+    model=None,
+    windows: int = Options.windows,
+    window_s: float = Options.window_s,
+    loudness: str | float = Options.loudness,
+    peak_dbtp: float = Options.peak_dbtp,
+    seed: int = Options.seed,
+    link_stereo: bool = Options.link_stereo,
+    device: str = Options.device,
+    sample_rate: int | None = None,
+    reference_sr: int | None = None,
+    track_names: Sequence[str] | None = None,
+    notify: Notify = quiet,
+):
+    """The network's console settings for ``tracks`` in the style of ``reference``:
+    :func:`mix` with ``method="network", refine=0``, less the mix.
+
+    The network hears ``windows`` windows of ``window_s`` seconds of every track (chosen
+    so every track that plays is heard) and of the reference, pools what it heard, and
+    predicts every setting at once (:func:`diffmst.model.predict.predict_settings`). The
+    settings are then finished as :func:`optimize`'s are: the master gain brings the whole
+    song to ``loudness`` (``"reference"`` or LUFS) through the true-peak limiter, whose
+    ceiling follows the reference (never above ``peak_dbtp``); ``diffmst render`` (or
+    :func:`diffmst.console.render`) with them gives that mix.
+
+    Args:
+        tracks, reference, sample_rate, reference_sr, track_names: as for :func:`optimize`.
+        model: a weights file (default: the shipped compact model), or a loaded
+            :class:`~diffmst.model.DiffMST`.
+    Returns:
+        :class:`~diffmst.console.Settings` for the tracks (real units, within the table).
+    """
+    return mix(tracks, reference, method="network", refine=0, model=model, windows=windows, window_s=window_s,
+               loudness=loudness, peak_dbtp=peak_dbtp, seed=seed, link_stereo=link_stereo, device=device,
+               sample_rate=sample_rate, reference_sr=reference_sr, track_names=track_names,
+               notify=notify).settings
