@@ -63,7 +63,7 @@ def same_song(args) -> None:
             n, t = b["mask"].shape
             net = model(b["tracks"][:, :, 0], b["reference"], b["mask"])
             true = (normalize(b["track_params"], TRACK_PARAMS), normalize(b["master_params"], MASTER_PARAMS))
-            for name, (tu, mu) in (("network", net), ("equal loudness", equal_loudness_u(n, t)),
+            for name, (tu, mu) in (("network", net), ("equal loudness", equal_loudness_u(b["track_names"])),
                                    ("true settings", true)):
                 mix = mix_with(b["tracks"], tu, mu, sr)
                 for k in range(n):

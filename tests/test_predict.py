@@ -6,7 +6,7 @@ from __future__ import annotations
 
 # first, before torch loads: diffmst sets OpenMP threads to wait passively (diffmst/threads.py),
 # without which these runs take several times longer beside another busy process
-import diffmst  # noqa: F401  isort: skip
+import diffmst  # isort: skip
 
 import dataclasses
 import json
@@ -36,7 +36,7 @@ SMALL = ModelConfig(sample_rate=22050, channels=(8, 16), dim=32, layers=1, heads
 #: another network altogether: rate, spectrogram, bands and sizes
 OTHER = ModelConfig(sample_rate=16000, n_fft=1024, hop=256, bands=32, channels=(4, 8), dim=16, layers=1, heads=2,
                     ff=32, max_tracks=16)
-WINDOWS = dict(windows=2, window_s=2.0)
+WINDOWS = {"windows": 2, "window_s": 2.0}
 QUICK = ["--windows", "2", "--window", "2.0", "-q"]
 GAIN = TRACK_INDEX["gain_db"]
 PAN = TRACK_INDEX["pan"]

@@ -13,7 +13,7 @@ import lightning.pytorch as pl
 import torch
 
 from ..console.console import console
-from ..console.params import MASTER_PARAMS, TRACK_PARAMS, defaults, denormalize, normalize
+from ..console.params import MASTER_PARAMS, TRACK_PARAMS, denormalize, normalize
 from ..data.samplers import REFERENCE_LUFS
 from ..evaluate.metrics import paper_distance, paper_features
 from ..losses import MRSTFTLoss
@@ -31,12 +31,16 @@ def mix_with(tracks: torch.Tensor, track_u: torch.Tensor, master_u: torch.Tensor
     return loudness_normalize(mix, sample_rate, REFERENCE_LUFS)[0]
 
 
-def equal_loudness_u(batch_size: int, n_tracks: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised settings of the equal-loudness mix: the table's defaults (unity gains,
-    flat EQ, compressors and master bypassed, centred), for tracks that arrive at equal
-    loudness."""
-    return (normalize(defaults(TRACK_PARAMS, batch_size, n_tracks), TRACK_PARAMS),
-            normalize(defaults(MASTER_PARAMS, batch_size), MASTER_PARAMS))
+def equal_loudness_u(track_names: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised settings of the equal-loudness mix of a batch whose tracks arrive at
+    equal loudness: :meth:`~diffmst.console.Settings.default` (unity gains, flat EQ,
+    compressors and master bypassed, mono tracks centred, a stereo file's ``.L``/``.R``
+    hard left and right). ``track_names``: per item, ``""`` for padding."""
+    from ..console import Settings
+
+    rows = [Settings.default([n or f"(pad {j})" for j, n in enumerate(names)]) for names in track_names]
+    return (normalize(torch.stack([s.track_params for s in rows]), TRACK_PARAMS),
+            normalize(torch.stack([s.master_params for s in rows]), MASTER_PARAMS))
 
 
 #: settings a mix cannot reveal (an EQ band's frequency and Q at 0 dB gain, the time
@@ -105,12 +109,12 @@ class MixModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        b, n = batch["mask"].shape
+        b = batch["mask"].shape[0]
         track_u, master_u = self.model(batch["tracks"][:, :, 0], batch["reference"], batch["mask"])
         out = self.losses(batch, track_u, master_u)
         self.log("val/loss", self._total(out), batch_size=b)
         self.log_dict({f"val/{k}": v for k, v in out.items()}, batch_size=b)
-        eq = self.losses(batch, *equal_loudness_u(b, n))
+        eq = self.losses(batch, *equal_loudness_u(batch["track_names"]))
         self.log_dict({f"val_equal/{k}": v for k, v in eq.items() if k in ("mrstft", "af")}, batch_size=b)
         if batch_idx == 0:
             self._audio_example(batch, track_u, master_u)
@@ -140,3 +144,16 @@ class MixModule(pl.LightningModule):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+
+
+class EpochOrder(pl.Callback):
+    """Training epoch ``e`` reads the items of epoch ``e`` of ``loader``'s
+    :class:`~diffmst.data.samplers.EpochSampler`. (Lightning sets the sampler's epoch from
+    its own progress counter, which after a restore from an end-of-epoch checkpoint is one
+    ahead: a resumed run skipped an epoch of items.)"""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.loader.sampler.set_epoch(trainer.current_epoch)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -41,8 +42,11 @@ def init_weights(model: DiffMST, path: str | os.PathLike) -> None:
         return
     if not p.is_file():
         raise DiffmstError(f"{path}: no weights or checkpoint to start from")
-    state = torch.load(p, map_location="cpu", weights_only=True)["state_dict"]
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    except (RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        raise DiffmstError(f"{path}: not a checkpoint of this model ({str(e).splitlines()[0][:200]})") from None
 
 
 def fit(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, accelerator: str = "auto",
@@ -57,17 +61,18 @@ def fit(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, accelerator:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from .data import datasets
-    from .module import MixModule
+    from .module import EpochOrder, MixModule
 
     run = Path(run_dir) if run_dir else default_run_dir(cfg)
-    run.mkdir(parents=True, exist_ok=True)
-    _check_same_stage(run, cfg)
+    _check_same_stage(run, cfg, write=False)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     train_set, val_set = datasets(cfg)
     module = MixModule(cfg.to_dict())
     last = run / CHECKPOINTS / LAST
     if cfg.init_from and not last.is_file():
         init_weights(module.model, cfg.init_from)
+    run.mkdir(parents=True, exist_ok=True)
+    _check_same_stage(run, cfg, write=True)  # only a stage that could start claims its folder
     loaders = [_loader(train_set, cfg, shuffle_epochs=True), _loader(val_set, cfg, shuffle_epochs=False)]
     # one checkpoint, at the end of every epoch (a few minutes: see items_per_epoch), so
     # the one resumed from always sits on an epoch boundary and the data order is exact
@@ -77,16 +82,30 @@ def fit(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, accelerator:
     trainer = pl.Trainer(
         accelerator=accelerator, devices=devices, strategy=strategy, max_steps=cfg.max_steps,
         max_time=datetime.timedelta(minutes=max_minutes) if max_minutes else None,
-        gradient_clip_val=cfg.grad_clip, callbacks=[ckpt], log_every_n_steps=10,
-        logger=[CSVLogger(run, name="csv", version=""), TensorBoardLogger(run, name="tb", version="")],
+        gradient_clip_val=cfg.grad_clip, callbacks=[ckpt, EpochOrder(loaders[0])], log_every_n_steps=10,
+        # a new version folder per launch (Lightning's CSV logger would replace the file): see read_metrics
+        logger=[CSVLogger(run, name="csv"), TensorBoardLogger(run, name="tb")],
         enable_progress_bar=progress, enable_model_summary=progress, default_root_dir=run,
         use_distributed_sampler=False, num_sanity_val_steps=0)
     trainer.fit(module, *loaders, ckpt_path=str(last) if last.is_file() else None)
     out = run / WEIGHTS
     if trainer.is_global_zero:
-        save_weights(module.model, out, {"stage": cfg.name, "steps": int(trainer.global_step),
-                                         "epochs": int(trainer.current_epoch)})
+        steps = int(trainer.global_step)
+        per_epoch = max(1, len(loaders[0]))
+        save_weights(module.model, out, {"stage": cfg.name, "steps": steps, "epochs": -(-steps // per_epoch)})
     return out
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, str]]:
+    """Every row the CSV logger wrote in a run folder, over all its launches, in order."""
+    import csv
+
+    rows: list[dict[str, str]] = []
+    versions = sorted(Path(run_dir, "csv").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
+    for path in versions:
+        with open(path, newline="") as f:
+            rows += list(csv.DictReader(f))
+    return rows
 
 
 def _loader(dataset, cfg: TrainConfig, shuffle_epochs: bool):
@@ -103,8 +122,9 @@ def _loader(dataset, cfg: TrainConfig, shuffle_epochs: bool):
     return loader
 
 
-def _check_same_stage(run: Path, cfg: TrainConfig) -> None:
-    """A run folder belongs to one stage config: resuming with another is refused."""
+def _check_same_stage(run: Path, cfg: TrainConfig, write: bool) -> None:
+    """A run folder belongs to one stage config: resuming with another is refused; with
+    ``write`` a new folder is claimed for this one."""
     import yaml
 
     from ..fileio import atomic_path
@@ -116,6 +136,8 @@ def _check_same_stage(run: Path, cfg: TrainConfig) -> None:
             diff = {k: (old.get(k), v) for k, v in cfg.to_dict().items() if old.get(k) != v}
             raise DiffmstError(f"{run} was made by another config (saved vs now: {diff}); "
                                "use another --run folder")
+        return
+    if not write:
         return
     with atomic_path(saved) as tmp:
         Path(tmp).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
