@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set-up and everyday tasks, with nothing but Python needed.
 
-    python3 tasks.py demo    # make .venv, install diffmst, run the demo
+    python3 tasks.py demo    # make .venv, install diffmst, mix the example song like a reference
     python3 tasks.py test    # make .venv, install diffmst + test deps, run the tests
 
 Other tasks: ``bench`` (benchmarks, installs the benchmark extra), ``slow`` (slow tests),
@@ -53,7 +53,9 @@ def main(argv: list[str]) -> int:
     try:
         if task == "demo":
             setup()
-            run(BIN / "diffmst", "demo", "--overwrite", *rest)
+            run(BIN / "diffmst", "demo", "--overwrite")
+            run(BIN / "diffmst", "mix", "demo-out/tracks", "demo-out/reference.wav", "-o", "demo-out/mixed",
+                "--overwrite", *rest)
             activate = str(BIN / "activate") if os.name == "nt" else f"source {BIN / 'activate'}"
             print(f"\ndiffmst is installed in {VENV}: run `{activate}` to use the `diffmst` command "
                   f"(or call {BIN / 'diffmst'} directly), then e.g. `diffmst --help`.")
@@ -73,7 +75,7 @@ def main(argv: list[str]) -> int:
             for stage in ("compact-method1", "compact-method2"):
                 run(BIN / "diffmst", "train", "--config", stage, *rest)
         elif task == "bench":
-            setup("[bench]")
+            setup("[bench,train]")
             for script in sorted((ROOT / "benchmarks").glob("*.py")):
                 run(PY, script, *rest)
         else:

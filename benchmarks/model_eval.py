@@ -141,7 +141,8 @@ def speed(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["same-song", "start", "speed"])
+    ap.add_argument("what", nargs="?", default="speed", choices=["same-song", "start", "speed"],
+                    help="which table (default: speed, the one that needs no corpus)")
     ap.add_argument("--weights", default=None, help="weights file (default: the shipped model)")
     ap.add_argument("--corpus", default="data/corpus22")
     ap.add_argument("--val-songs", type=int, default=20)

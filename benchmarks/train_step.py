@@ -37,6 +37,10 @@ def main() -> None:
     cfg = load_config(args.config)
     if args.corpus:
         cfg = dataclasses.replace(cfg, corpus=args.corpus)
+    if not os.path.isdir(cfg.corpus):
+        print(f"train_step: skipped, no corpus at {cfg.corpus} (diffmst data generate --sample-rate 22050 "
+              f"-o {cfg.corpus})")
+        return
     train, _ = datasets(cfg)
     t0 = time.perf_counter()
     batch = collate([train[i] for i in range(cfg.batch_size)])

@@ -238,6 +238,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert 0.1 < peak <= 1.0
     # the stereo keys really are spread: the channels differ
     assert np.abs(mix[:, 0] - mix[:, 1]).max() > 1e-3
+    # and a reference to mix them like: another song (the same length, other notes)
+    ref, ref_sr = sf.read(str(out / "reference.wav"), always_2d=True)
+    assert ref_sr == sr and ref.shape == mix.shape and np.abs(ref - mix).max() > 0.1
     code, _, err = run(["demo", "-o", out], capsys)
     assert_refused(code, err, "not empty")
 

@@ -120,3 +120,25 @@ def test_mix_refuses_an_unknown_method_and_too_many_tracks(song):
     with pytest.raises(DiffmstError, match="at most 2"):
         mix(np.random.default_rng(0).standard_normal((3, 2 * SR)).astype(np.float32) * 0.1, ref, sample_rate=SR,
             reference_sr=SR, model=small, refine=0, windows=1, window_s=1.0)
+
+
+def test_strength_0_is_the_equal_loudness_mix_and_1_the_full_match(song, tmp_path):
+    w = str(song / "net.safetensors")
+    runs = {}
+    for name, extra in (("zero", ["--strength", "0"]), ("equal", ["--method", "equal-loudness"]),
+                        ("half", ["--strength", "0.5"]), ("full", [])):
+        out = tmp_path / name
+        assert main(["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(out), "-w", w, "--refine", "0",
+                     "--bit-depth", "32f"] + extra + QUICK) == 0
+        runs[name] = read(out / "mix.wav")[0]
+    assert np.abs(runs["zero"] - runs["equal"]).max() < 1e-4
+    assert np.abs(runs["full"] - runs["equal"]).max() > 1e-3
+    # halfway lies between the two (each side's level difference from equal loudness)
+    def side_db(x):
+        return 10 * np.log10(np.mean((x[0] - x[1]) ** 2) + 1e-20)
+    lo, hi = sorted([side_db(runs["equal"]), side_db(runs["full"])])
+    assert lo - 0.1 <= side_db(runs["half"]) <= hi + 0.1
+    with pytest.raises(SystemExit) as e:  # argparse refuses it before any work
+        main(["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(tmp_path / "bad"), "-w", w,
+              "--strength", "1.5"] + QUICK)
+    assert e.value.code == 2 and not (tmp_path / "bad").exists()

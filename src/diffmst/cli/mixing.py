@@ -34,6 +34,9 @@ def _add_mix(sub) -> None:
                    help=f"optimisation steps after the start (default: {NETWORK_REFINE} after the network, "
                         f"{Options.steps} for optimize, 0 for equal-loudness; 0 = the start alone)")
     p.add_argument("--weights", "-w", help="network weights (.safetensors; default: the shipped compact model)")
+    p.add_argument("--strength", type=_float_in(0.0, 1.0), default=1.0,
+                   help="how much of the reference's style: every setting blended between equal loudness (0) "
+                        "and the match (1) (default: 1)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary instead of text")
     _song_args(p)
     p.set_defaults(func=_run_mix)
@@ -199,7 +202,7 @@ def _check_device(device: str) -> None:
 
 def _run_optimize(args) -> None:
     """``diffmst optimize``: ``mix --method optimize --refine STEPS``."""
-    args.method, args.refine, args.weights, args.json = "optimize", args.steps, None, False
+    args.method, args.refine, args.weights, args.json, args.strength = "optimize", args.steps, None, False, 1.0
     _run_mix(args)
 
 
@@ -226,7 +229,7 @@ def _run_mix(args) -> None:
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     steps = args.refine if args.refine is not None else \
         {"network": NETWORK_REFINE, "optimize": Options.steps}.get(args.method, 0)
-    kwargs = dict(method=args.method, refine=steps, model=args.weights, lr=args.lr, analysis_sr=args.analysis_sr,
+    kwargs = dict(method=args.method, refine=steps, model=args.weights, strength=args.strength, lr=args.lr, analysis_sr=args.analysis_sr,
                   windows=args.windows, window_s=args.window, prior=args.prior, seed=args.seed, device=args.device,
                   loudness=args.loudness, peak_dbtp=args.peak, link_stereo=not args.unlink_stereo)
     reporter = RichReporter(args.quiet or args.json)
@@ -239,7 +242,7 @@ def _run_mix(args) -> None:
     el, op = result.song_af["equal_loudness"], result.song_af["optimized"]
     out_, ref_ = rep["output"], rep["reference_level"]
     if args.json:
-        print(json.dumps({"method": args.method, "refine": steps, "af_song": result.song_af, "output": out_,
+        print(json.dumps({"method": args.method, "refine": steps, "strength": args.strength, "af_song": result.song_af, "output": out_,
                           "reference_level": ref_, "timings_s": rep["timings_s"],
                           "files": {k: str(p) for k, p in paths.items()}}, indent=1))
         return

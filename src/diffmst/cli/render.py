@@ -90,7 +90,7 @@ def _cmd_demo(args) -> None:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise DiffmstError(f"{out}: exists and is not a folder")
-    for name, folder in (("tracks", True), ("settings.json", False), ("mix.wav", False)):
+    for name, folder in (("tracks", True), ("settings.json", False), ("mix.wav", False), ("reference.wav", False)):
         if (out / name).exists() and (out / name).is_dir() != folder:
             raise DiffmstError(f"{out / name}: is {'not ' if folder else ''}a folder; cannot write the demo there")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
@@ -102,11 +102,20 @@ def _cmd_demo(args) -> None:
     settings = Settings.load(example)
     settings.save(out / "settings.json", overwrite=True)
     mix = render_song([tracks_dir], out / "settings.json", out / "mix.wav", overwrite=True, quiet=True)
-    print(f"example tracks:  {tracks_dir}\nsettings:        {out / 'settings.json'}\nmix:             {mix}")
+    # a reference to mix the tracks like: another example song, mixed with the same settings
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="diffmst-demo-") as tmp:
+        write_example_song(Path(tmp), seed=1)
+        ref = render_song([tmp], out / "settings.json", out / "reference.wav", overwrite=True, quiet=True)
+    print(f"example tracks:  {tracks_dir}\nsettings:        {out / 'settings.json'}\nmix:             {mix}\n"
+          f"reference:       {ref} (another example song mixed with these settings)")
 
 
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="make example tracks and render them with example settings")
+    p = sub.add_parser("demo", help="make example tracks and render them with example settings",
+                       description="Write an example song's tracks, example settings, the mix they make, and a "
+                                   "reference (another example song mixed with the same settings) into OUTPUT.")
     p.add_argument("--output", "-o", default="demo-out", help="folder to write into (default: demo-out)")
     p.add_argument("--overwrite", action="store_true", help="write into an existing, non-empty folder")
     p.set_defaults(func=_cmd_demo)

@@ -41,6 +41,7 @@ def mix(
     method: str = "network",
     refine: int | None = None,
     model=None,
+    strength: float = 1.0,
     lr: float = Options.lr,
     analysis_sr: int = Options.analysis_sr,
     windows: int = Options.windows,
@@ -75,8 +76,13 @@ def mix(
       :attr:`Options.steps`): :func:`optimize`;
     - ``"equal-loudness"``: every source equally loud (``refine`` defaults to 0).
 
+    ``strength`` in [0, 1] blends every setting (in normalised units) between the
+    equal-loudness start (0) and the match (1) before finishing: how much of the
+    reference's style to take.
+
     Other arguments as for :func:`optimize` (``weights`` are the AF loss's). Returns a
-    :class:`MixResult` whose ``options["method"]`` says which start was used.
+    :class:`MixResult` whose ``options`` say which start (``method``) and ``strength`` were
+    used.
     """
     from ..console.limiter import true_peak_db
     from ..errors import DiffmstError
@@ -88,6 +94,8 @@ def mix(
 
     if method not in METHODS:
         raise DiffmstError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if not (isinstance(strength, (int, float)) and 0.0 <= strength <= 1.0):
+        raise DiffmstError(f"strength must be a number in [0, 1], got {strength!r}")
     steps = refine if refine is not None else {"network": NETWORK_REFINE, "optimize": Options.steps}.get(method, 0)
     opts = Options(steps=steps, lr=lr, analysis_sr=analysis_sr, windows=windows, window_s=window_s,
                    prior=prior, weights=weights, loudness=loudness, peak_dbtp=peak_dbtp,
@@ -104,7 +112,7 @@ def mix(
     ceiling = ceiling_for(ref_tp, ref_lufs, out_lufs, peak_dbtp)
     baseline, levels = equal_loudness(song, PAPER_LUFS, peak_dbtp, notify, level_notify=quiet)
     # equal loudness (thresholds at each input's level, ratio 1: same sound)
-    start = start_settings(baseline, levels, PAPER_LUFS)
+    start = neutral = start_settings(baseline, levels, PAPER_LUFS)
     timings = {}
     if method == "network":
         t_n = time.perf_counter()
@@ -114,7 +122,7 @@ def mix(
     refined = refine_settings(song, ref, ref_sr, start, opts, out_lufs, ceiling, notify=notify, progress=progress,
                               console_fn=console_fn)
     timings.update({"prepare": loaded + refined.seconds["prepare"], "optimize": refined.seconds.get("optimize", 0.0)})
-    settings = refined.settings
+    settings = refined.settings if strength == 1.0 else _blend(neutral, refined.settings, strength)
     mix_audio = np.zeros((2, 0), np.float32)
     if render:
         t_r = time.perf_counter()
@@ -128,8 +136,8 @@ def mix(
     timings["total"] = time.perf_counter() - t0
     feats, af = refined.features, refined.af
     options = dict(opts.__dict__)
-    if method != "optimize":  # optimize's report is as it was
-        options["method"] = method
+    if method != "optimize" or strength != 1.0:  # optimize's report is as it was
+        options.update(method=method, strength=strength)
     return MixResult(
         settings=settings, baseline=baseline, mix=mix_audio, sample_rate=song.sample_rate, history=refined.history,
         features={"reference": feats["reference"], "equal_loudness": feats["start"], "optimized": feats["refined"]},
@@ -139,6 +147,19 @@ def mix(
         reference_level={"lufs": round(ref_lufs, 2), "true_peak_dbtp": round(ref_tp, 2)},
         target={"lufs": round(out_lufs, 2), "ceiling_dbtp": round(ceiling, 2)},
     )
+
+
+def _blend(a, b, t: float):
+    """Settings ``(1 - t) a + t b`` in normalised units (each range's own scale: dB
+    linearly, frequencies and times logarithmically)."""
+    from ..console import MASTER_PARAMS, TRACK_PARAMS, Settings, denormalize, normalize
+
+    def mix_rows(x, y, specs):
+        ux, uy = normalize(x.double(), specs), normalize(y.double(), specs)
+        return denormalize(ux + t * (uy - ux), specs).float()
+
+    return Settings(list(b.track_names), mix_rows(a.track_params, b.track_params, TRACK_PARAMS),
+                    mix_rows(a.master_params, b.master_params, MASTER_PARAMS))
 
 
 def _network_settings(model, song, ref: np.ndarray, ref_sr: int, opts: Options):
