@@ -142,3 +142,22 @@ def test_strength_0_is_the_equal_loudness_mix_and_1_the_full_match(song, tmp_pat
         main(["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(tmp_path / "bad"), "-w", w,
               "--strength", "1.5"] + QUICK)
     assert e.value.code == 2 and not (tmp_path / "bad").exists()
+
+
+def test_several_references_are_matched_together_at_their_mean_loudness(song, tmp_path):
+    ref, _ = read(song / "ref.wav")
+    quiet = tmp_path / "quiet.wav"
+    write_audio(quiet, ref[::-1] * 10 ** (-8 / 20), SR)  # channels swapped, 8 dB quieter
+    out = tmp_path / "out"
+    assert main(["mix", str(song / "tracks"), "-r", str(song / "ref.wav"), "-r", str(quiet), "-o", str(out), "-w",
+                 str(song / "net.safetensors"), "--refine", "1", "--bit-depth", "32f"] + QUICK) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert str(quiet) in report["reference"] and str(song / "ref.wav") in report["reference"]
+    want = (lufs(ref, SR) + lufs(ref * 10 ** (-8 / 20), SR)) / 2
+    assert abs(lufs(read(out / "mix.wav")[0], SR) - want) < 0.5
+    # the same as the references joined end to end at that loudness (pyloudnorm as the meter)
+    from diffmst.pipeline.song import load_references
+
+    joined, sr, _ = load_references([song / "ref.wav", quiet])
+    assert sr == SR and joined.shape == (2, 2 * ref.shape[1])
+    assert abs(lufs(joined[:, : ref.shape[1]], SR) - want) < 0.1 and abs(lufs(joined[:, ref.shape[1]:], SR) - want) < 0.1

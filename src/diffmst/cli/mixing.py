@@ -62,8 +62,10 @@ def _song_args(p) -> None:
     p.add_argument("inputs", nargs="+", metavar="PATH",
                    help="TRACKS... REFERENCE: folders of audio files, or audio files; the last one is the "
                         "reference mix (one audio file), unless the reference is given with --reference")
-    p.add_argument("--reference", "-r", help="the reference mix; then every positional argument is a track "
-                   "(needed when the reference sits in the tracks' folder)")
+    p.add_argument("--reference", "-r", action="append",
+                   help="the reference mix; then every positional argument is a track (needed when the reference "
+                        "sits in the tracks' folder). Repeat it to match several references' pooled style "
+                        "(their mean loudness)")
     p.add_argument("--output", "-o", required=True, help="output folder")
     p.add_argument("--lr", type=_float_above(0.0, 10.0), default=o.lr,
                    help=f"learning rate, normalised units (default: {o.lr:g})")
@@ -219,8 +221,9 @@ def _run_mix(args) -> None:
     tracks, reference = split_reference(args.inputs, args.reference, notice)
     _check_outdir(out, args.overwrite)
     output_format(out / OUTPUT_FILES["mix"], args.bit_depth)
+    refs = reference if isinstance(reference, list) else [reference]
     check_distinct([out / name for name in OUTPUT_FILES.values()],
-                   [*find_audio(tracks), reference] + ([args.weights] if args.weights else []))
+                   [*find_audio(tracks), *refs] + ([args.weights] if args.weights else []))
     _check_device(args.device)
     if args.threads:
         import numba

@@ -25,7 +25,7 @@ from ..allocator import reuse_freed_memory
 from .baseline import equal_loudness, linear_mix
 from .options import Options, check_options
 from .result import MixResult, song_af
-from .song import Notify, Progress, as_tracks, load_reference, quiet
+from .song import Notify, Progress, as_tracks, load_references, quiet
 
 
 METHODS = ("network", "optimize", "equal-loudness")
@@ -80,6 +80,10 @@ def mix(
     equal-loudness start (0) and the match (1) before finishing: how much of the
     reference's style to take.
 
+    ``reference`` may also be several references (a list of files, or of arrays at
+    ``reference_sr``): their features are pooled and the loudness is their mean
+    (:func:`~diffmst.pipeline.song.load_references`).
+
     Other arguments as for :func:`optimize` (``weights`` are the AF loss's). Returns a
     :class:`MixResult` whose ``options`` say which start (``method``) and ``strength`` were
     used.
@@ -103,7 +107,7 @@ def mix(
     check_options(opts)
     t0 = time.perf_counter()
     song = as_tracks(tracks, sample_rate, track_names, notify)
-    ref, ref_sr, ref_label = load_reference(reference, reference_sr, notify, min_seconds=window_s)
+    ref, ref_sr, ref_label = load_references(reference, reference_sr, notify, min_seconds=window_s)
     if ref_sr != song.sample_rate:
         notify(f"{ref_label}: reference is at {ref_sr} Hz, tracks at {song.sample_rate} Hz; "
                f"both are analysed at {analysis_sr} Hz and the mix keeps {song.sample_rate} Hz")

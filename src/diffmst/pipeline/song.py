@@ -88,15 +88,24 @@ def load_reference(reference, sample_rate: int | None = None, notify: Notify = q
     return np.ascontiguousarray(audio, dtype=np.float32), sr, label
 
 
-def split_reference(inputs: Sequence[str], reference: str | None,
-                    notify: Notify = quiet) -> tuple[list[str], str]:
+def split_reference(inputs: Sequence[str], reference: str | Sequence[str] | None,
+                    notify: Notify = quiet) -> tuple[list[str], str | list[str]]:
     """``(tracks, reference)`` from the command line: the reference is ``reference`` when
-    given, else the last of ``inputs``.
+    given (a path, or several: ``-r a.wav -r b.wav``, returned as a list), else the last of
+    ``inputs``.
 
     Without ``reference``, a reference that sits among the tracks (in a tracks folder, or
     beside track files: ``optimize stems/*.flac -o out`` would take the last stem for it)
-    is refused. With it, the reference is left out of a tracks folder it sits in (with a
+    is refused. With it, a reference is left out of a tracks folder it sits in (with a
     notice), and refused when it is also named as a track."""
+    if isinstance(reference, (list, tuple)):
+        if len(reference) == 1:
+            reference = reference[0]
+        else:
+            tracks = list(inputs)
+            for ref in reference:
+                tracks, _ = split_reference(tracks, ref, notify)
+            return tracks, list(reference)
     if reference is None:
         if len(inputs) < 2:
             raise DiffmstError("give the tracks and then the reference (or the reference with --reference)")
@@ -128,6 +137,30 @@ def split_reference(inputs: Sequence[str], reference: str | None,
         else:
             out.append(t)
     return out, ref
+
+
+def load_references(reference, sample_rate: int | None = None, notify: Notify = quiet,
+                    min_seconds: float = 0.0) -> tuple[np.ndarray, int, str]:
+    """:func:`load_reference` for one reference, or for several (a list of files or
+    arrays at ``sample_rate``): each is loaded and checked, resampled to the first one's
+    rate, brought to their mean loudness, and the songs are joined end to end, so every
+    feature of the result pools them (each weighted by its length) and its loudness is
+    their mean."""
+    if not isinstance(reference, (list, tuple)):
+        return load_reference(reference, sample_rate, notify, min_seconds)
+    if not reference:
+        raise DiffmstError("no reference given")
+    if len(reference) == 1:
+        return load_reference(reference[0], sample_rate, notify, min_seconds)
+    from ..audio import resample
+    from ..loudness import loudness_np, normalize_np
+
+    loaded = [load_reference(r, sample_rate, notify, min_seconds) for r in reference]
+    sr = loaded[0][1]
+    audio = [a if r == sr else resample(a, r, sr) for a, r, _ in loaded]
+    target = float(np.mean([loudness_np(a, sr) for a in audio]))
+    joined = np.concatenate([normalize_np(a, sr, target)[0] for a in audio], axis=1)
+    return np.ascontiguousarray(joined, dtype=np.float32), sr, " + ".join(label for _, _, label in loaded)
 
 
 def source_groups(names: Sequence[str]) -> list[list[int]]:
