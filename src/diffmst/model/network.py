@@ -65,12 +65,22 @@ class SpectrogramEncoder(nn.Module):
         self.stats = 2 * config.bands
         self.out = nn.Linear(2 * c_in + self.stats, config.dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def magnitude(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, samples)`` -> STFT magnitudes ``(batch, bands or bins, frames)``."""
         c = self.config
         spec = torch.stft(x, c.n_fft, c.hop, window=self.window, center=True, return_complex=True)
         mag = spec.abs()                                         # (batch, freq, frames)
         if self.bands is not None:
             mag = torch.einsum("bft,fk->bkt", mag, self.bands)  # (batch, bands, frames)
+        return mag
+
+    def band_power(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, samples)`` -> mean power per band ``(batch, bands)`` (linear)."""
+        return self.magnitude(x).square().mean(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        mag = self.magnitude(x)
         feats = []
         if self.stats:
             log_pow = torch.log10(mag.square() + 1e-10)         # (batch, bands, frames), bels
@@ -105,6 +115,14 @@ class DiffMST(nn.Module):
         # no nested tensors: the padded and unpadded paths must compute the same numbers
         self.controller = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
+        # the master token also hears how the reference differs from the tracks, band by
+        # band (reference mid vs the tracks' sum, side vs mid, left vs right, and the mid
+        # itself): what a master EQ, stereo width and balance must change is then a
+        # direct input, not something to be inferred from pooled embeddings (starts at zero)
+        self.context = nn.Linear(4 * config.bands, d) if config.bands else None
+        if self.context is not None:
+            nn.init.zeros_(self.context.weight)
+            nn.init.zeros_(self.context.bias)
         self.track_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, len(TRACK_PARAMS)))
         self.master_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, len(MASTER_PARAMS)))
         # an untrained network predicts (close to) the console's neutral settings: unity
@@ -125,15 +143,33 @@ class DiffMST(nn.Module):
                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if tracks.shape[1] > self.config.max_tracks:
             raise ValueError(f"{tracks.shape[1]} tracks; this model takes at most {self.config.max_tracks}")
-        return self.control(self.embed(tracks), self.embed(reference), mask)
+        ctx = (self.track_context(tracks, mask), self.reference_context(reference)) if self.context is not None \
+            else (None, None)
+        return self.control(self.embed(tracks), self.embed(reference), mask, *ctx)
 
-    def control(self, track_emb: torch.Tensor, ref_emb: torch.Tensor,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def track_context(self, tracks: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, tracks, samples)`` -> the real tracks' summed band powers ``(batch, bands)``."""
+        b, n, t = tracks.shape
+        p = self.encoder.band_power(tracks.reshape(b * n, t)).reshape(b, n, -1)
+        return (p if mask is None else p * mask[..., None].to(p)).sum(1)
+
+    def reference_context(self, reference: torch.Tensor) -> torch.Tensor:
+        """``(batch, 2, samples)`` -> band powers of mid, side, left, right ``(batch, 4, bands)``."""
+        mid, side = reference.sum(1) / 2, (reference[:, 0] - reference[:, 1]) / 2
+        x = torch.stack([mid, side, reference[:, 0], reference[:, 1]], 1)
+        b, k, t = x.shape
+        return self.encoder.band_power(x.reshape(b * k, t)).reshape(b, k, -1)
+
+    def control(self, track_emb: torch.Tensor, ref_emb: torch.Tensor, mask: torch.Tensor | None = None,
+                track_ctx: torch.Tensor | None = None, ref_ctx: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """The controller and heads on embeddings (e.g. pooled over a song's windows).
 
         Shape:
             track_emb: ``(batch, tracks, dim)``; ref_emb: ``(batch, 2, dim)``; mask as in
-            :meth:`forward`; returns as :meth:`forward`.
+            :meth:`forward`; track_ctx ``(batch, bands)`` and ref_ctx ``(batch, 4, bands)``:
+            :meth:`track_context` and :meth:`reference_context` (band powers: average them
+            over windows); returns as :meth:`forward`.
         """
         b, n, _ = track_emb.shape
         if mask is None:
@@ -141,6 +177,16 @@ class DiffMST(nn.Module):
         t_tok = track_emb + self.kind.weight[0]
         r_tok = ref_emb + self.kind.weight[1]
         m_tok = (self.master + self.kind.weight[2]).expand(b, 1, -1)
+        if self.context is not None:
+            if track_ctx is None or ref_ctx is None:
+                raise ValueError("this model needs track_ctx and ref_ctx (see track_context, reference_context)")
+
+            def db(p: torch.Tensor) -> torch.Tensor:  # in units of 20 dB
+                return torch.log10(p + 1e-12) / 2
+
+            mid, side, left, right = db(ref_ctx).unbind(1)
+            c = torch.cat([mid - db(track_ctx), side - mid, left - right, mid], -1)
+            m_tok = m_tok + self.context(c)[:, None]
         tokens = torch.cat([m_tok, r_tok, t_tok], 1)
         keep = torch.cat([torch.ones(b, 1 + r_tok.shape[1], dtype=torch.bool, device=mask.device), mask], 1)
         h = self.norm(self.controller(tokens, src_key_padding_mask=~keep))

@@ -61,11 +61,15 @@ def predict_settings(model: DiffMST, tracks, reference: np.ndarray, reference_sr
     rng = np.random.default_rng(seed)
     t_starts = covering_window_starts(audio, sr, length, windows, rng)
     r_starts = window_starts(ref.shape[1], length, windows)
-    t_emb = torch.stack([model.embed(torch.from_numpy(np.ascontiguousarray(audio[None, :, s:s + length])))
-                         for s in t_starts]).mean(0)                    # (1, tracks, dim)
-    r_emb = torch.stack([model.embed(torch.from_numpy(np.ascontiguousarray(ref[None, :, s:s + length])))
-                         for s in r_starts]).mean(0)                    # (1, 2, dim)
-    track_u, master_u = model.control(t_emb, r_emb)
+    t_win = [torch.from_numpy(np.ascontiguousarray(audio[None, :, s:s + length])) for s in t_starts]
+    r_win = [torch.from_numpy(np.ascontiguousarray(ref[None, :, s:s + length])) for s in r_starts]
+    t_emb = torch.stack([model.embed(w) for w in t_win]).mean(0)        # (1, tracks, dim)
+    r_emb = torch.stack([model.embed(w) for w in r_win]).mean(0)        # (1, 2, dim)
+    ctx = (None, None)
+    if model.context is not None:  # band powers, averaged over the windows
+        ctx = (torch.stack([model.track_context(w) for w in t_win]).mean(0),
+               torch.stack([model.reference_context(w) for w in r_win]).mean(0))
+    track_u, master_u = model.control(t_emb, r_emb, None, *ctx)
     track_u = StereoTie(tracks.names, link_stereo).expand(track_u[0].double())
     tp = denormalize(track_u, TRACK_PARAMS)
     tp[:, TRACK_INDEX["gain_db"]] += torch.from_numpy(offsets).double()    # back to the tracks' own levels

@@ -44,7 +44,12 @@ def init_weights(model: DiffMST, path: str | os.PathLike) -> None:
         raise DiffmstError(f"{path}: no weights or checkpoint to start from")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)["state_dict"]
-        model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+        state = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        # a layer this model has and the earlier stage's did not starts fresh (the master's
+        # context input starts at zero, so the network starts as the earlier one was)
+        if unexpected or any(not k.startswith("context.") for k in missing):
+            raise RuntimeError(f"missing {missing}, unexpected {unexpected}")
     except (RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as e:
         raise DiffmstError(f"{path}: not a checkpoint of this model ({str(e).splitlines()[0][:200]})") from None
 
