@@ -494,6 +494,9 @@ def main() -> None:
     ap.add_argument("--json", default="", metavar="PATH", help="write all rows (and the run's details) as JSON")
     ap.add_argument("--ours-steps", type=int, default=None,
                     help="Adam steps of ours (default: diffmst.optimize's; fewer only for smoke runs)")
+    ap.add_argument("--reuse", default="", metavar="JSON",
+                    help="also tabulate the rows of methods not run now from an earlier --json file (runs are "
+                         "deterministic: e.g. ours, which takes most of the time)")
     ap.add_argument("--weights", default=None, help="network weights (default: the shipped model)")
     ap.add_argument("--refine", type=int, default=None, help="refinement steps of network+refine "
                     "(default: diffmst.mix's)")
@@ -538,6 +541,14 @@ def main() -> None:
             print(f"note: {ref_info.path} is missing (package {ref_info.package}); song {song.name} skipped",
                   flush=True)
 
+    if args.reuse:
+        earlier = json.loads(Path(args.reuse).read_text())
+        pairs = {(r.song, r.reference) for r in rows}
+        old = [Row(**r) for r in earlier["rows"] if r["method"] not in methods and (r["song"], r["reference"]) in pairs]
+        methods += [m for m in earlier["methods"] if m not in methods and any(r.method == m for r in old)]
+        order = {m: i for i, m in enumerate(methods)}
+        rows = sorted(rows + old, key=lambda r: (r.song, order[r.method]))
+        print(f"\nreused from {args.reuse}: {len(old)} rows ({', '.join(sorted({r.method for r in old}))})")
     print_song_table(rows)
     print_summary(rows, methods)
     failed = [r for r in rows if not r.ok]

@@ -42,8 +42,16 @@ def _json(path: Path) -> None:
     _write_json(path, {"a": 1})
 
 
+def _weights(path: Path) -> None:
+    from diffmst.model import DiffMST, ModelConfig
+    from diffmst.model.weights import save_weights
+
+    save_weights(DiffMST(ModelConfig(channels=(4,), dim=8, layers=1, heads=1, ff=8)), path.with_suffix(".safetensors"))
+
+
 WRITERS = {
     "text": lambda p: atomic_write_text(p, "x\n"),
+    "weights": _weights,
     "audio": lambda p: write_audio(p.with_suffix(".flac"), np.zeros((2, 100), np.float32), 44100),
     "report_png": _png,
     "json": _json,

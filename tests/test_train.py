@@ -554,3 +554,19 @@ def test_a_method2_stage_trains_on_the_af_measure_alone(corpus, tmp_path):
     # validation is still Method 1 (the true mix is known), so every loss is logged
     assert len(rows) == 1 and float(rows[0]["val/loss"]) == pytest.approx(float(rows[0]["val/af"]), rel=1e-5)
     assert math.isfinite(float(rows[0]["val/params"])) and math.isfinite(float(rows[0]["val/mrstft"]))
+
+
+def test_export_writes_a_stopped_stages_weights_from_its_last_checkpoint(runs, tmp_path, capsys):
+    from diffmst.train.run import export
+
+    folder = tmp_path / "stopped"
+    shutil.copytree(runs["straight"]["dir"], folder)
+    (folder / "weights.safetensors").unlink()
+    path = export(runs["cfg"], folder)
+    before, meta_before = load_weights(runs["straight"]["dir"] / "weights.safetensors")
+    after, meta_after = load_weights(path)
+    assert meta_after == meta_before
+    for k, v in before.state_dict().items():
+        torch.testing.assert_close(after.state_dict()[k], v, rtol=0, atol=0)
+    with pytest.raises(DiffmstError, match="no checkpoint to export"):
+        export(runs["cfg"], tmp_path / "never-trained")

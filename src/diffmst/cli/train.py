@@ -18,7 +18,7 @@ def _cmd_train(args) -> None:
     import dataclasses
 
     from ..train.config import load_config
-    from ..train.run import fit
+    from ..train.run import export, fit
 
     _lightning()
     cfg = load_config(args.config)
@@ -26,6 +26,9 @@ def _cmd_train(args) -> None:
         cfg = dataclasses.replace(cfg, corpus=args.corpus)
     if args.init_from:
         cfg = dataclasses.replace(cfg, init_from=args.init_from)
+    if args.export:
+        print(export(cfg, args.run))
+        return
     print(fit(cfg, args.run, accelerator=args.accelerator, devices=args.devices, strategy=args.strategy,
               max_minutes=args.max_minutes, progress=not args.quiet))
 
@@ -48,6 +51,8 @@ def _add_train(sub) -> None:
     p.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu (default: auto)")
     p.add_argument("--devices", default="auto", type=_devices, help="number of devices (default: auto)")
     p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default: auto)")
+    p.add_argument("--export", action="store_true",
+                   help="only write the run's weights.safetensors from its last checkpoint (a stage stopped early)")
     p.add_argument("--max-minutes", type=_float_above(0, 1e6, "min"), help="stop cleanly after this long (resume later)")
     _quiet_arg(p)
     p.set_defaults(func=_cmd_train)

@@ -24,14 +24,16 @@ SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "compact.safetenso
 def save_weights(model: DiffMST, path: str | os.PathLike, meta: dict | None = None) -> Path:
     """Write ``model``'s weights to ``path`` (safetensors; atomically) with its config and
     ``meta`` (e.g. training steps; JSON-able) in the file's metadata."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     header = {"format": FORMAT, "version": str(VERSION), "config": json.dumps(model.config.to_dict()),
               "meta": json.dumps(meta or {})}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=header)
+        # bytes written into the temp file we made (safetensors' save_file makes its own
+        # file, mode 0600 whatever the umask)
+        tmp.write_bytes(save(tensors, metadata=header))
     return path
 
 

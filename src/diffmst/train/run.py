@@ -101,6 +101,21 @@ def fit(cfg: TrainConfig, run_dir: str | os.PathLike | None = None, accelerator:
     return out
 
 
+def export(cfg: TrainConfig, run_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``weights.safetensors`` of a run folder from its last checkpoint (a stage
+    stopped early, or still running), without training; returns its path."""
+    run = Path(run_dir) if run_dir else default_run_dir(cfg)
+    last = run / CHECKPOINTS / LAST
+    if not last.is_file():
+        raise DiffmstError(f"{last}: no checkpoint to export (train first)")
+    _check_same_stage(run, cfg, write=False)
+    model = DiffMST(cfg.model_config)
+    init_weights(model, last)
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    return save_weights(model, run / WEIGHTS, {"stage": cfg.name, "steps": int(ckpt["global_step"]),
+                                               "epochs": int(ckpt["epoch"]) + 1})
+
+
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, str]]:
     """Every row the CSV logger wrote in a run folder, over all its launches, in order."""
     import csv
