@@ -180,8 +180,35 @@ def _network_settings(model, song, ref: np.ndarray, ref_sr: int, opts: Options):
                            "(mono tracks, a stereo file counting two)")
     settings = predict_settings(net, song, ref, ref_sr, windows=opts.windows, window_s=opts.window_s,
                                 seed=opts.seed, link_stereo=opts.link_stereo)
+    _restage(settings, song)
     clip_to_table(settings)
     return settings
+
+
+def _restage(settings, song, target_lufs: float = -16.0) -> None:
+    """Move the network's level from the master gain into the tracks, in place.
+
+    The network learnt on loudness-normalised mixes, so its overall level is arbitrary:
+    its track gains can leave the bus 40 dB below where the master gain (+-24 dB) can
+    bring it, and finishing then cannot reach the reference's loudness. Every track gain
+    and compressor threshold (and the master compressor's threshold) moves by the same
+    ``shift`` so that the bus sits near ``target_lufs`` (each track's loudness from its own
+    level and gain: pans and EQ aside), and the master gain moves back by as much: the
+    same sound, where no threshold meets its range's end (a threshold pushed past 0 dB
+    was far above its signal, so it compressed nothing before either)."""
+    from ..console.params import MASTER_INDEX, TRACK_INDEX
+    from ..loudness import loudness_batch_np
+
+    levels = np.maximum(np.nan_to_num(loudness_batch_np(song.audio[:, None], song.sample_rate),
+                                      nan=-70.0, neginf=-70.0), -70.0)
+    gains = settings.track_params[:, TRACK_INDEX["gain_db"]].double().numpy()
+    bus = 10 * np.log10(np.sum(10 ** ((levels + gains) / 10)) + 1e-30)
+    shift = float(target_lufs - bus)
+    tp, mp = settings.track_params, settings.master_params
+    tp[:, TRACK_INDEX["gain_db"]] += shift
+    tp[:, TRACK_INDEX["compressor.threshold_db"]] += shift
+    mp[MASTER_INDEX["compressor.threshold_db"]] += shift
+    mp[MASTER_INDEX["gain_db"]] -= shift
 
 
 def optimize(
