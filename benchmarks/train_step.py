@@ -58,8 +58,10 @@ def main() -> None:
         t = time.perf_counter()
         tr = model.embed(batch["tracks"][:, :, 0])
         rf = model.embed(batch["reference"])
+        ctx = (model.track_context(batch["tracks"][:, :, 0], batch["mask"]), model.reference_context(batch["reference"])) \
+            if model.context is not None else (None, None)
         t = tick("encoder fwd", t)
-        tu, mu = model.control(tr, rf, batch["mask"])
+        tu, mu = model.control(tr, rf, batch["mask"], *ctx)
         t = tick("controller fwd", t)
         lp = params_l1(tu, mu, batch["track_params"], batch["master_params"], batch["mask"].float()) \
             if "track_params" in batch else tu.sum() * 0
