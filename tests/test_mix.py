@@ -48,7 +48,7 @@ def lufs(x, sr):
 
 def test_mix_writes_the_whole_song_at_the_references_loudness_and_its_settings_rerender_it(song, tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(out), "-w", str(song / "net.safetensors"),
+    args = ["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(out), "--method", "network", "-w", str(song / "net.safetensors"),
             "--refine", "2", "--bit-depth", "16"] + QUICK
     assert main(args) == 0
     assert "network + 2 steps" in capsys.readouterr().out
@@ -69,7 +69,7 @@ def test_mix_with_refine_0_is_the_network_alone_and_json_summarises_it(song, tmp
     from diffmst import predict
 
     out = tmp_path / "out"
-    assert main(["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(out), "-w",
+    assert main(["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(out), "--method", "network", "-w",
                  str(song / "net.safetensors"), "--refine", "0", "--json", "--bit-depth", "32f",
                  "--windows", "2", "--window", "1.0", "-q"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -101,7 +101,7 @@ def test_python_mix_takes_arrays_and_returns_a_result_that_saves(song, tmp_path)
         rows += list(v)
     ref, _ = read(song / "ref.wav")
     net, _ = load_weights(song / "net.safetensors")
-    res = mix(np.stack(rows), ref, sample_rate=SR, reference_sr=SR, track_names=names, model=net, refine=1,
+    res = mix(np.stack(rows), ref, sample_rate=SR, reference_sr=SR, track_names=names, model=net, method="network", refine=1,
               windows=2, window_s=1.0, analysis_sr=16000)
     assert res.mix.shape == (2, 3 * SR) and res.settings.track_names == names
     paths = res.save(tmp_path / "out")
@@ -119,7 +119,7 @@ def test_mix_refuses_an_unknown_method_and_too_many_tracks(song):
                                 max_tracks=2))
     with pytest.raises(DiffmstError, match="at most 2"):
         mix(np.random.default_rng(0).standard_normal((3, 2 * SR)).astype(np.float32) * 0.1, ref, sample_rate=SR,
-            reference_sr=SR, model=small, refine=0, windows=1, window_s=1.0)
+            reference_sr=SR, model=small, method="network", refine=0, windows=1, window_s=1.0)
 
 
 def test_strength_0_is_the_equal_loudness_mix_and_1_the_full_match(song, tmp_path):
@@ -128,7 +128,7 @@ def test_strength_0_is_the_equal_loudness_mix_and_1_the_full_match(song, tmp_pat
     for name, extra in (("zero", ["--strength", "0"]), ("equal", ["--method", "equal-loudness"]),
                         ("half", ["--strength", "0.5"]), ("full", [])):
         out = tmp_path / name
-        assert main(["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(out), "-w", w, "--refine", "0",
+        assert main(["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(out), "--method", "network", "-w", w, "--refine", "0",
                      "--bit-depth", "32f"] + extra + QUICK) == 0
         runs[name] = read(out / "mix.wav")[0]
     assert np.abs(runs["zero"] - runs["equal"]).max() < 1e-4
@@ -139,7 +139,7 @@ def test_strength_0_is_the_equal_loudness_mix_and_1_the_full_match(song, tmp_pat
     lo, hi = sorted([side_db(runs["equal"]), side_db(runs["full"])])
     assert lo - 0.1 <= side_db(runs["half"]) <= hi + 0.1
     with pytest.raises(SystemExit) as e:  # argparse refuses it before any work
-        main(["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(tmp_path / "bad"), "-w", w,
+        main(["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(tmp_path / "bad"), "--method", "network", "-w", w,
               "--strength", "1.5"] + QUICK)
     assert e.value.code == 2 and not (tmp_path / "bad").exists()
 
@@ -149,7 +149,7 @@ def test_several_references_are_matched_together_at_their_mean_loudness(song, tm
     quiet = tmp_path / "quiet.wav"
     write_audio(quiet, ref[::-1] * 10 ** (-8 / 20), SR)  # channels swapped, 8 dB quieter
     out = tmp_path / "out"
-    assert main(["mix", str(song / "tracks"), "-r", str(song / "ref.wav"), "-r", str(quiet), "-o", str(out), "-w",
+    assert main(["mix", str(song / "tracks"), "-r", str(song / "ref.wav"), "-r", str(quiet), "-o", str(out), "--method", "network", "-w",
                  str(song / "net.safetensors"), "--refine", "1", "--bit-depth", "32f"] + QUICK) == 0
     report = json.loads((out / "report.json").read_text())
     assert str(quiet) in report["reference"] and str(song / "ref.wav") in report["reference"]

@@ -21,15 +21,17 @@ from .common import (RichReporter, _audio_output_args, _bit_depth_arg, _float_ab
 def _add_mix(sub) -> None:
     from ..pipeline.api import METHODS, NETWORK_REFINE
 
-    p = sub.add_parser("mix", help="mix tracks like a reference (the network, refined)",
-                       description="Mix TRACKS in the style of REFERENCE: the Diff-MST network predicts every "
-                                   "console setting, a few optimisation steps refine them on the paper's AF "
-                                   "measure, and the whole song is rendered at the reference's loudness through a "
-                                   "true-peak limiter (never above -1 dBTP). Writes OUTDIR/mix.wav, settings.json "
-                                   "(renders the same mix with `diffmst render`), report.json and report.png.")
-    p.add_argument("--method", choices=METHODS, default="network",
-                   help="where the settings start: the network's prediction, equal loudness refined by "
-                        "optimisation alone (= `diffmst optimize`), or equal loudness as it is (default: network)")
+    p = sub.add_parser("mix", help="mix tracks like a reference",
+                       description="Mix TRACKS in the style of REFERENCE: console settings from a start (equal "
+                                   "loudness, or the Diff-MST network's prediction with --method network) are "
+                                   "refined on the paper's AF measure over a few windows of the song, and the whole "
+                                   "song is rendered at the reference's loudness through a true-peak limiter (never "
+                                   "above -1 dBTP). Writes OUTDIR/mix.wav, settings.json (renders the same mix with "
+                                   "`diffmst render`), report.json and report.png.")
+    p.add_argument("--method", choices=METHODS, default="optimize",
+                   help="where the settings start: equal loudness refined by optimisation (= `diffmst optimize`; "
+                        "the best on real references today), the network's prediction, or equal loudness as it is "
+                        "(default: optimize)")
     p.add_argument("--refine", type=_int_in(0, 100_000), metavar="STEPS",
                    help=f"optimisation steps after the start (default: {NETWORK_REFINE} after the network, "
                         f"{Options.steps} for optimize, 0 for equal-loudness; 0 = the start alone)")
@@ -218,6 +220,8 @@ def _run_mix(args) -> None:
     from ..pipeline.api import NETWORK_REFINE, mix
 
     out = Path(args.output)
+    if args.weights and args.method != "network":
+        raise DiffmstError(f"--weights is for --method network (the {args.method} method uses no network)")
     tracks, reference = split_reference(args.inputs, args.reference, notice)
     _check_outdir(out, args.overwrite)
     output_format(out / OUTPUT_FILES["mix"], args.bit_depth)

@@ -78,9 +78,12 @@ class SpectrogramEncoder(nn.Module):
         """``(batch, samples)`` -> mean power per band ``(batch, bands)`` (linear)."""
         return self.magnitude(x).square().mean(-1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, with_power: bool = False):
+        """``(batch, samples)`` -> ``(batch, dim)``; with ``with_power`` also
+        :meth:`band_power`'s ``(batch, bands)`` from the same STFT."""
         c = self.config
         mag = self.magnitude(x)
+        power = mag.square().mean(-1) if with_power else None
         feats = []
         if self.stats:
             log_pow = torch.log10(mag.square() + 1e-10)         # (batch, bands, frames), bels
@@ -89,7 +92,7 @@ class SpectrogramEncoder(nn.Module):
         h = self.cnn(mag[:, None])                               # (batch, C, freq', frames')
         h = h.mean(2)                                            # over frequency: (batch, C, frames')
         pooled = torch.cat([h.mean(-1), h.amax(-1), *feats], -1)  # over time: mean and max
-        return self.out(pooled)
+        return (self.out(pooled), power) if with_power else self.out(pooled)
 
 
 class DiffMST(nn.Module):
@@ -134,24 +137,35 @@ class DiffMST(nn.Module):
                 head[-1].weight.mul_(0.1)
                 head[-1].bias.copy_(torch.log(u / (1 - u)))
 
-    def embed(self, audio: torch.Tensor) -> torch.Tensor:
-        """``(batch, n, samples)`` -> ``(batch, n, dim)``: every signal encoded on its own."""
+    def embed(self, audio: torch.Tensor, with_power: bool = False):
+        """``(batch, n, samples)`` -> ``(batch, n, dim)``: every signal encoded on its own;
+        with ``with_power`` also each signal's band powers ``(batch, n, bands)``."""
         b, n, t = audio.shape
-        return self.encoder(audio.reshape(b * n, t)).reshape(b, n, -1)
+        if not with_power:
+            return self.encoder(audio.reshape(b * n, t)).reshape(b, n, -1)
+        emb, power = self.encoder(audio.reshape(b * n, t), with_power=True)
+        return emb.reshape(b, n, -1), power.reshape(b, n, -1)
 
     def forward(self, tracks: torch.Tensor, reference: torch.Tensor,
                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if tracks.shape[1] > self.config.max_tracks:
             raise ValueError(f"{tracks.shape[1]} tracks; this model takes at most {self.config.max_tracks}")
-        ctx = (self.track_context(tracks, mask), self.reference_context(reference)) if self.context is not None \
-            else (None, None)
-        return self.control(self.embed(tracks), self.embed(reference), mask, *ctx)
+        if self.context is None:
+            return self.control(self.embed(tracks), self.embed(reference), mask)
+        t_emb, t_pow = self.embed(tracks, with_power=True)
+        ctx = (self.sum_powers(t_pow, mask), self.reference_context(reference))
+        return self.control(t_emb, self.embed(reference), mask, *ctx)
 
     def track_context(self, tracks: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``(batch, tracks, samples)`` -> the real tracks' summed band powers ``(batch, bands)``."""
         b, n, t = tracks.shape
-        p = self.encoder.band_power(tracks.reshape(b * n, t)).reshape(b, n, -1)
-        return (p if mask is None else p * mask[..., None].to(p)).sum(1)
+        return self.sum_powers(self.encoder.band_power(tracks.reshape(b * n, t)).reshape(b, n, -1), mask)
+
+    @staticmethod
+    def sum_powers(power: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Band powers ``(batch, tracks, bands)`` (:meth:`embed` with ``with_power``) ->
+        the real tracks' sum ``(batch, bands)``: :meth:`track_context` without a second STFT."""
+        return (power if mask is None else power * mask[..., None].to(power)).sum(1)
 
     def reference_context(self, reference: torch.Tensor) -> torch.Tensor:
         """``(batch, 2, samples)`` -> band powers of mid, side, left, right ``(batch, 4, bands)``."""

@@ -63,11 +63,13 @@ def predict_settings(model: DiffMST, tracks, reference: np.ndarray, reference_sr
     r_starts = window_starts(ref.shape[1], length, windows)
     t_win = [torch.from_numpy(np.ascontiguousarray(audio[None, :, s:s + length])) for s in t_starts]
     r_win = [torch.from_numpy(np.ascontiguousarray(ref[None, :, s:s + length])) for s in r_starts]
-    t_emb = torch.stack([model.embed(w) for w in t_win]).mean(0)        # (1, tracks, dim)
     r_emb = torch.stack([model.embed(w) for w in r_win]).mean(0)        # (1, 2, dim)
-    ctx = (None, None)
-    if model.context is not None:  # band powers, averaged over the windows
-        ctx = (torch.stack([model.track_context(w) for w in t_win]).mean(0),
+    if model.context is None:
+        t_emb, ctx = torch.stack([model.embed(w) for w in t_win]).mean(0), (None, None)
+    else:  # band powers from the same STFTs, averaged over the windows
+        t_out = [model.embed(w, with_power=True) for w in t_win]
+        t_emb = torch.stack([e for e, _ in t_out]).mean(0)                # (1, tracks, dim)
+        ctx = (model.sum_powers(torch.stack([p for _, p in t_out]).mean(0)),
                torch.stack([model.reference_context(w) for w in r_win]).mean(0))
     track_u, master_u = model.control(t_emb, r_emb, None, *ctx)
     track_u = StereoTie(tracks.names, link_stereo).expand(track_u[0].double())
