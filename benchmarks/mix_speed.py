@@ -1,6 +1,6 @@
 """`diffmst.mix` speed and memory on whole songs: seconds per stage, real-time factor, peak RSS.
 
-    python benchmarks/mix_speed.py                         # 4/8/16/32 tracks x 1/3/10 min, --refine 0
+    python benchmarks/mix_speed.py                         # 4/8/16/32 tracks x 1/3/10 min, network, --refine 0
     python benchmarks/mix_speed.py --tracks 16 --minutes 3 --refine 0 20
 
 Each (tracks, minutes, refine) runs in a fresh process (so its peak RSS is its own) on
@@ -26,7 +26,7 @@ SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 SR = 44100
 
 
-def one(tracks: int, minutes: float, refine: int, threads: int) -> dict:
+def one(tracks: int, minutes: float, refine: int, threads: int, method: str) -> dict:
     sys.path.insert(0, SRC)
     import numpy as np
     import torch
@@ -44,7 +44,7 @@ def one(tracks: int, minutes: float, refine: int, threads: int) -> dict:
                                                       + 0.5 * np.sin(2 * np.pi * 55 * (1 + k % 7) * t))
     ref = np.stack([audio[::2].sum(0), audio[1::2].sum(0)]) * 0.2
     t0 = time.perf_counter()
-    res = diffmst.mix(audio, ref, sample_rate=SR, reference_sr=SR, refine=refine)
+    res = diffmst.mix(audio, ref, sample_rate=SR, reference_sr=SR, method=method, refine=refine)
     total = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return {"tracks": tracks, "minutes": minutes, "refine": refine, "total_s": round(total, 2),
@@ -58,19 +58,20 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, nargs="+", default=[1, 3, 10])
     ap.add_argument("--refine", type=int, nargs="+", default=[0])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--method", default="network", help="mix's start (default: network)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.tracks[0], args.minutes[0], args.refine[0], args.threads)))
+        print(json.dumps(one(args.tracks[0], args.minutes[0], args.refine[0], args.threads, args.method)))
         return
-    print(f"{os.cpu_count()} logical CPUs, {args.threads} threads; synthetic tracks at {SR} Hz")
+    print(f"{os.cpu_count()} logical CPUs, {args.threads} threads; synthetic tracks at {SR} Hz; method {args.method}")
     print("| tracks | minutes | refine | prepare s | network s | optimize s | render s | total s | RTF | peak RSS MB |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for refine in args.refine:
         for minutes in args.minutes:
             for tracks in args.tracks:
                 cmd = [sys.executable, __file__, "--one", "--tracks", str(tracks), "--minutes", str(minutes),
-                       "--refine", str(refine), "--threads", str(args.threads)]
+                       "--refine", str(refine), "--threads", str(args.threads), "--method", args.method]
                 res = subprocess.run(cmd, capture_output=True, text=True)
                 if res.returncode:
                     print(f"| {tracks} | {minutes:g} | {refine} | failed: {res.stderr.strip().splitlines()[-1]} |")
