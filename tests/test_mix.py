@@ -108,6 +108,12 @@ def test_python_mix_takes_arrays_and_returns_a_result_that_saves(song, tmp_path)
     assert paths["mix"].is_file() and paths["settings"].is_file()
 
 
+def test_weights_without_the_network_method_are_refused(song, tmp_path, capsys):
+    assert main(["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(tmp_path / "o"), "-w",
+                 str(song / "net.safetensors")] + QUICK) == 2
+    assert "--weights is for --method network" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
 def test_mix_refuses_an_unknown_method_and_too_many_tracks(song):
     from diffmst import mix
     from diffmst.errors import DiffmstError
@@ -124,11 +130,12 @@ def test_mix_refuses_an_unknown_method_and_too_many_tracks(song):
 
 def test_strength_0_is_the_equal_loudness_mix_and_1_the_full_match(song, tmp_path):
     w = str(song / "net.safetensors")
+    net = ["--method", "network", "-w", w]
     runs = {}
-    for name, extra in (("zero", ["--strength", "0"]), ("equal", ["--method", "equal-loudness"]),
-                        ("half", ["--strength", "0.5"]), ("full", [])):
+    for name, extra in (("zero", net + ["--strength", "0"]), ("equal", ["--method", "equal-loudness"]),
+                        ("half", net + ["--strength", "0.5"]), ("full", net)):
         out = tmp_path / name
-        assert main(["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(out), "--method", "network", "-w", w, "--refine", "0",
+        assert main(["mix", str(song / "tracks"), str(song / "ref.wav"), "-o", str(out), "--refine", "0",
                      "--bit-depth", "32f"] + extra + QUICK) == 0
         runs[name] = read(out / "mix.wav")[0]
     assert np.abs(runs["zero"] - runs["equal"]).max() < 1e-4
