@@ -361,3 +361,14 @@ def test_two_workers_give_the_items_of_one_process_all_different(corpus):
         direct = collate([ds[index]])
         torch.testing.assert_close(batch["target"], direct["target"], atol=0, rtol=0)
         torch.testing.assert_close(batch["track_params"], direct["track_params"], atol=0, rtol=0)
+
+
+def test_batch_loudness_with_a_floor_gives_the_floor_for_silence_and_leaves_the_rest():
+    from diffmst.loudness import loudness_batch_np
+
+    rng = np.random.default_rng(0)
+    x = np.stack([0.1 * rng.standard_normal((1, 44100)), np.zeros((1, 44100)), 1e-5 * rng.standard_normal((1, 44100))])
+    plain = loudness_batch_np(x.astype(np.float32), 44100)
+    floored = loudness_batch_np(x.astype(np.float32), 44100, floor=-70.0)
+    assert plain[1] == -np.inf and floored[1] == -70.0
+    assert floored[0] == plain[0] and floored[2] == max(plain[2], -70.0)

@@ -195,12 +195,13 @@ def _k_sos(sample_rate: int) -> np.ndarray:
     return np.stack([np.concatenate([b, a]) for b, a in k_weighting_coefficients(sample_rate)])
 
 
-def loudness_batch_np(x: np.ndarray, sample_rate: int) -> np.ndarray:
+def loudness_batch_np(x: np.ndarray, sample_rate: int, floor: float | None = None) -> np.ndarray:
     """BS.1770-4 integrated loudness (LUFS) of ``x (..., channels, samples)`` -> ``(...)``.
 
     Channels are summed with weight 1 (mono or stereo). Blocks of 400 ms with 75 %
     overlap; absolute gate -70 LUFS, relative gate -10 LU. A signal with no block above
-    the absolute gate (silence) gives ``-inf``; one shorter than a block is measured as
+    the absolute gate (silence) gives ``-inf`` (with ``floor``: every value below
+    ``floor``, silence and NaN give ``floor``); one shorter than a block is measured as
     one block of its length. Float32 input is filtered in float32 (faster; within
     0.01 LU of the float64 result), anything else in float64.
     """
@@ -232,7 +233,8 @@ def loudness_batch_np(x: np.ndarray, sample_rate: int) -> np.ndarray:
         gate &= block > rel[..., None]
         mean = np.where(gate, power, 0).sum(-1) / np.maximum(gate.sum(-1), 1)
         out = -0.691 + 10 * np.log10(mean)
-    return np.where(gate.any(-1), out, -np.inf)
+    out = np.where(gate.any(-1), out, -np.inf)
+    return out if floor is None else np.maximum(np.nan_to_num(out, nan=floor, neginf=floor), floor)
 
 
 def normalize_batch_np(x: np.ndarray, sample_rate: int, target_lufs: float) -> tuple[np.ndarray, np.ndarray]:

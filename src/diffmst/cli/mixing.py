@@ -71,25 +71,14 @@ def _song_args(p) -> None:
     p.add_argument("--output", "-o", required=True, help="output folder")
     p.add_argument("--lr", type=_float_above(0.0, 10.0), default=o.lr,
                    help=f"learning rate, normalised units (default: {o.lr:g})")
-    p.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0, help="window placement seed (default: 0)")
     p.add_argument("--device", default="cpu", help="torch device for the optimisation (default: cpu)")
-    p.add_argument("--windows", type=_int_in(1, 64), default=o.windows,
-                   help=f"analysis windows across the song (default: {o.windows})")
-    p.add_argument("--window", type=_float_in(0.5, 60.0, "s"), default=o.window_s,
-                   help=f"window length in seconds (default: {o.window_s:g})")
+    _window_args(p)
     p.add_argument("--analysis-sr", type=_int_in(MIN_ANALYSIS_SR, 192_000, "Hz"), default=o.analysis_sr,
                    help=f"analysis sample rate, Hz (default: {o.analysis_sr}; the paper's Bark bands reach "
                         "20 kHz, lower rates cannot match the top ones)")
     p.add_argument("--prior", type=_float_in(0.0, 100.0), default=o.prior,
                    help=f"weight of the pull towards the start (default: {o.prior:g})")
-    p.add_argument("--loudness", type=_loudness_arg, default=o.loudness, metavar="reference|LUFS",
-                   help="loudness of the mix: 'reference' (the reference's integrated loudness, reached through "
-                        "the master's true-peak limiter) or a number in LUFS, e.g. -16 (default: reference)")
-    p.add_argument("--peak", type=_float_in(-20.0, 0.0, "dBTP"), default=o.peak_dbtp,
-                   help=f"the mix's true peak never passes this (default: {o.peak_dbtp:g} dBTP)")
-    p.add_argument("--unlink-stereo", action="store_true",
-                   help="optimise a stereo file's L and R as unrelated tracks (default: they share one gain, EQ "
-                        "and compressor setting, so the file's balance is kept, each with its own pan)")
+    _finish_args(p)
     p.add_argument("--threads", type=_int_in(0, 1024), default=0, help="torch and numba threads (default: 0, their own choice)")
     _bit_depth_arg(p)
     p.add_argument("--no-plot", action="store_true", help="do not write report.png")
@@ -97,8 +86,30 @@ def _song_args(p) -> None:
     _quiet_arg(p)
 
 
-def _add_predict(sub) -> None:
+def _window_args(p) -> None:
+    """The windows of the song that are heard (by the optimiser and the network alike)."""
     o = Options()
+    p.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0, help="window placement seed (default: 0)")
+    p.add_argument("--windows", type=_int_in(1, 64), default=o.windows,
+                   help=f"analysis windows across the song (default: {o.windows})")
+    p.add_argument("--window", type=_float_in(0.5, 60.0, "s"), default=o.window_s,
+                   help=f"window length in seconds (default: {o.window_s:g})")
+
+
+def _finish_args(p) -> None:
+    """The mix's loudness and peak, and whether a stereo file's sides share their settings."""
+    o = Options()
+    p.add_argument("--loudness", type=_loudness_arg, default=o.loudness, metavar="reference|LUFS",
+                   help="loudness of the mix: 'reference' (the reference's integrated loudness, reached through "
+                        "the master's true-peak limiter) or a number in LUFS, e.g. -16 (default: reference)")
+    p.add_argument("--peak", type=_float_in(-20.0, 0.0, "dBTP"), default=o.peak_dbtp,
+                   help=f"the mix's true peak never passes this (default: {o.peak_dbtp:g} dBTP)")
+    p.add_argument("--unlink-stereo", action="store_true",
+                   help="set a stereo file's L and R as unrelated tracks (default: they share one gain, EQ "
+                        "and compressor setting, so the file's balance is kept, each with its own pan)")
+
+
+def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="the network's console settings for tracks and a reference",
                        description="Predict the console settings that mix TRACKS like REFERENCE with the Diff-MST "
                                    "network (one forward pass over a few windows of the song; the shipped compact "
@@ -111,17 +122,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--reference", "-r", help="the reference mix; then every positional argument is a track")
     p.add_argument("--output", "-o", required=True, help="settings JSON to write")
     p.add_argument("--weights", "-w", help="network weights (.safetensors; default: the shipped compact model)")
-    p.add_argument("--windows", type=_int_in(1, 64), default=o.windows,
-                   help=f"windows of the song the network hears (default: {o.windows})")
-    p.add_argument("--window", type=_float_in(0.5, 60.0, "s"), default=o.window_s,
-                   help=f"window length in seconds (default: {o.window_s:g})")
-    p.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0, help="window placement seed (default: 0)")
-    p.add_argument("--loudness", type=_loudness_arg, default=o.loudness, metavar="reference|LUFS",
-                   help="loudness of the mix: 'reference' or a number in LUFS (default: reference)")
-    p.add_argument("--peak", type=_float_in(-20.0, 0.0, "dBTP"), default=o.peak_dbtp,
-                   help=f"the mix's true peak never passes this (default: {o.peak_dbtp:g} dBTP)")
-    p.add_argument("--unlink-stereo", action="store_true",
-                   help="predict a stereo file's L and R as unrelated tracks (default: they share all but the pan)")
+    _window_args(p)
+    _finish_args(p)
     p.add_argument("--device", default="cpu", help="torch device for the network (default: cpu)")
     _overwrite_arg(p)
     _quiet_arg(p)
@@ -217,7 +219,7 @@ def _run_mix(args) -> None:
     import torch
 
     from ..audio import check_distinct, find_audio, output_format
-    from ..pipeline.api import NETWORK_REFINE, mix
+    from ..pipeline.api import default_refine, mix
 
     out = Path(args.output)
     if args.weights and args.method != "network":
@@ -234,8 +236,7 @@ def _run_mix(args) -> None:
 
         torch.set_num_threads(args.threads)
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    steps = args.refine if args.refine is not None else \
-        {"network": NETWORK_REFINE, "optimize": Options.steps}.get(args.method, 0)
+    steps = args.refine if args.refine is not None else default_refine(args.method)
     kwargs = dict(method=args.method, refine=steps, model=args.weights, strength=args.strength, lr=args.lr, analysis_sr=args.analysis_sr,
                   windows=args.windows, window_s=args.window, prior=args.prior, seed=args.seed, device=args.device,
                   loudness=args.loudness, peak_dbtp=args.peak, link_stereo=not args.unlink_stereo)

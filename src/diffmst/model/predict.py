@@ -36,12 +36,11 @@ def predict_settings(model: DiffMST, tracks, reference: np.ndarray, reference_sr
     (:class:`~diffmst.pipeline.refine.StereoTie`).
     """
     from ..console import MASTER_PARAMS, TRACK_PARAMS, Settings, denormalize
-    from ..pipeline.refine import StereoTie
-    from ..pipeline.song import source_groups
-
     from ..console.params import TRACK_INDEX
     from ..data.samplers import REFERENCE_LUFS, TRACK_LUFS
     from ..loudness import loudness_batch_np
+    from ..pipeline.refine import StereoTie
+    from ..pipeline.song import source_groups
 
     model.eval()
     sr = model.config.sample_rate
@@ -49,13 +48,13 @@ def predict_settings(model: DiffMST, tracks, reference: np.ndarray, reference_sr
     ref = _resample(reference, reference_sr, sr)
     # each track to -48 LUFS (a silent one counts as -70), the reference to -16 LUFS; a
     # linked stereo file's two tracks by one offset (their mean level), keeping its balance
-    levels = np.maximum(np.nan_to_num(loudness_batch_np(audio[:, None], sr), nan=-70.0, neginf=-70.0), -70.0)
+    levels = loudness_batch_np(audio[:, None], sr, floor=-70.0)
     if link_stereo:
         for idx in source_groups(tracks.names):
             levels[idx] = levels[idx].mean()
     offsets = TRACK_LUFS - levels                                       # dB, per track
     audio = audio * (10 ** (offsets / 20))[:, None].astype(np.float32)
-    ref_level = max(float(np.nan_to_num(loudness_batch_np(ref, sr), nan=-70.0, neginf=-70.0)), -70.0)
+    ref_level = float(loudness_batch_np(ref, sr, floor=-70.0))
     ref = ref * np.float32(10 ** ((REFERENCE_LUFS - ref_level) / 20))
     length = int(round(window_s * sr))
     rng = np.random.default_rng(seed)

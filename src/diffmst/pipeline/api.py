@@ -33,6 +33,12 @@ METHODS = ("optimize", "network", "equal-loudness")
 NETWORK_REFINE = 20
 
 
+def default_refine(method: str) -> int:
+    """Refinement steps :func:`mix` takes when none are given: :data:`NETWORK_REFINE` after
+    the network, :attr:`Options.steps` for ``optimize``, none for ``equal-loudness``."""
+    return {"network": NETWORK_REFINE, "optimize": Options.steps}.get(method, 0)
+
+
 @reuse_freed_memory()  # a step churns through large tensors: keep freed memory for reuse
 def mix(
     tracks,
@@ -103,7 +109,7 @@ def mix(
         raise DiffmstError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if not (isinstance(strength, (int, float)) and 0.0 <= strength <= 1.0):
         raise DiffmstError(f"strength must be a number in [0, 1], got {strength!r}")
-    steps = refine if refine is not None else {"network": NETWORK_REFINE, "optimize": Options.steps}.get(method, 0)
+    steps = refine if refine is not None else default_refine(method)
     opts = Options(steps=steps, lr=lr, analysis_sr=analysis_sr, windows=windows, window_s=window_s,
                    prior=prior, weights=weights, loudness=loudness, peak_dbtp=peak_dbtp,
                    seed=seed, device=device, link_stereo=link_stereo)
@@ -202,8 +208,7 @@ def _restage(settings, song, target_lufs: float = -16.0) -> None:
     from ..console.params import MASTER_INDEX, TRACK_INDEX
     from ..loudness import loudness_batch_np
 
-    levels = np.maximum(np.nan_to_num(loudness_batch_np(song.audio[:, None], song.sample_rate),
-                                      nan=-70.0, neginf=-70.0), -70.0)
+    levels = loudness_batch_np(song.audio[:, None], song.sample_rate, floor=-70.0)
     gains = settings.track_params[:, TRACK_INDEX["gain_db"]].double().numpy()
     bus = 10 * np.log10(np.sum(10 ** ((levels + gains) / 10)) + 1e-30)
     shift = float(target_lufs - bus)
